@@ -1,0 +1,157 @@
+"""Side-by-side comparison records: one plain-data record per architecture (what `llmarch compare` shows)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llmarch.config import ArchConfig
+from llmarch.params import count_params
+
+if TYPE_CHECKING:
+    import pandas
+
+SCHEMA_VERSION = 1
+
+#: Named column sets for the table views; any record key may also be asked for directly.
+COLUMN_SETS: dict[str, tuple[str, ...]] = {
+    "default": (
+        "name", "params_total", "params_active", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head",
+        "d_ff", "vocab_size", "max_seq_len", "attention", "position", "mlp",
+    ),
+    # The course's LLaMA table: sizes, tokens, context, global batch, position embedding, attention,
+    # dimension, heads, layers, learning rate, optimizer, activation.
+    "course": (
+        "name", "params_total", "training_tokens", "max_seq_len", "global_batch_tokens", "position",
+        "attention", "d_model", "n_heads", "n_layers", "learning_rate", "optimizer", "mlp",
+    ),
+    "params": (
+        "name", "params_total", "params_embedding", "params_non_embedding", "params_lm_head", "params_active",
+        "params_attention", "params_mlp", "params_norm", "reference_params", "reference_exact",
+    ),
+}  # fmt: skip
+
+
+def model_record(config: ArchConfig) -> dict[str, Any]:
+    """Every number `llmarch compare` shows for one architecture, as plain JSON-ready data.
+
+    Parameter fields are exact counts (see `llmarch.params.count_params`); `params_active` equals
+    `params_total` for dense models. `breakdown` holds the per-component leaves, `groups` their sums.
+    """
+    counts = count_params(config)
+    groups = counts.groups
+    training = config.training
+    return {
+        "name": config.name,
+        "family": config.family,
+        "year": config.year,
+        "architecture": config.architecture,
+        "params_total": counts.total,
+        "params_embedding": counts.embedding,
+        "params_non_embedding": counts.non_embedding,
+        "params_lm_head": counts.lm_head,
+        "params_active": counts.active,
+        "params_attention": groups["attention"] + groups["cross_attention"],
+        "params_mlp": groups["mlp"] + groups["moe"],
+        "params_norm": groups["norm"],
+        "n_layers": config.n_layers,
+        "n_encoder_layers": config.n_encoder_layers,
+        "d_model": config.d_model,
+        "n_heads": config.n_heads,
+        "n_kv_heads": config.n_kv_heads,
+        "d_head": config.d_head,
+        "d_ff": config.d_ff,
+        "vocab_size": config.vocab_size,
+        "max_seq_len": config.max_seq_len,
+        "attention": config.attention,
+        "position": config.position,
+        "norm": config.norm,
+        "mlp": config.mlp,
+        "tie_embeddings": config.tie_embeddings,
+        "parallel_block": config.parallel_block,
+        "sliding_window": config.sliding_window,
+        "n_experts": config.n_experts,
+        "n_experts_per_token": config.n_experts_per_token,
+        "n_shared_experts": config.n_shared_experts,
+        "d_ff_expert": config.d_ff_expert,
+        "mla_kv_rank": config.mla_kv_rank,
+        "training_tokens": training.tokens,
+        "global_batch_tokens": training.global_batch_tokens,
+        "learning_rate": training.learning_rate,
+        "optimizer": training.optimizer,
+        "reference_params": config.reference_params,
+        "reference_exact": config.reference_exact,
+        "source": config.source,
+        "breakdown": dict(counts.breakdown),
+        "groups": groups,
+    }
+
+
+def compare(configs: list[ArchConfig]) -> list[dict[str, Any]]:
+    """Comparison records for `configs`, in the order given."""
+    return [model_record(c) for c in configs]
+
+
+def compare_frame(configs: list[ArchConfig]) -> pandas.DataFrame:
+    """The comparison as a pandas DataFrame, one row per model (nested breakdowns flattened)."""
+    import pandas
+
+    return pandas.json_normalize(compare(configs), sep=".")
+
+
+def preset_rows(*, family: str | None = None, attention: str | None = None) -> list[dict[str, Any]]:
+    """One row per reachable preset (name, family, year, size, attention, position, source), filtered."""
+    from llmarch.errors import InvalidValueError
+    from llmarch.presets import load_all
+
+    if attention is not None and attention not in ("mha", "gqa", "mqa", "mla"):
+        raise InvalidValueError(f"--attention: unknown kind {attention!r}; use mha, gqa, mqa or mla")
+    rows = []
+    for config in load_all():
+        if family is not None and config.family != family:
+            continue
+        if attention is not None and config.attention != attention:
+            continue
+        counts = count_params(config)
+        rows.append(
+            {
+                "name": config.name,
+                "family": config.family,
+                "year": config.year,
+                "params_total": counts.total,
+                "params_active": counts.active,
+                "attention": config.attention,
+                "position": config.position,
+                "description": config.description,
+                "source": config.source,
+            }
+        )
+    if family is not None and not rows:
+        families = sorted({c.family for c in load_all()})
+        raise InvalidValueError(f"--family: no preset of family {family!r}; families: {', '.join(families)}")
+    return rows
+
+
+def show_record(config: ArchConfig) -> dict[str, Any]:
+    """Everything `llmarch show` displays: every config field, derived shapes and the parameter counts."""
+    counts = count_params(config)
+    return {
+        "name": config.name,
+        "config": config.to_dict(),
+        "derived": {
+            "attention": config.attention,
+            "gated_mlp": config.gated_mlp,
+            "v_head_dim": config.v_head_dim,
+            "rotary_dim": config.rotary_dim,
+            "n_local_layers": config.n_local_layers,
+            "n_moe_layers": config.n_moe_layers,
+        },
+        "params": {
+            "total": counts.total,
+            "embedding": counts.embedding,
+            "non_embedding": counts.non_embedding,
+            "lm_head": counts.lm_head,
+            "active": counts.active,
+            "groups": counts.groups,
+            "breakdown": dict(counts.breakdown),
+        },
+    }

@@ -1,0 +1,432 @@
+"""ArchConfig: the one frozen description of a transformer architecture, its validation and shape helpers.
+
+Every field is architecture (or the provenance and training facts published with it); nothing here is a
+runtime knob such as batch size or dtype. Optional fields default only to "feature absent" (no bias, no
+sliding window, no experts). The two conveniences a preset file may omit, `n_kv_heads` (= `n_heads`,
+plain multi-head attention) and `d_head` (= `d_model / n_heads`), are filled in by `ArchConfig.from_dict`,
+the single place where a mapping becomes a config; the dataclass itself always holds explicit values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from llmarch.errors import InvalidConfigError
+
+Architecture = Literal["decoder", "encoder-decoder"]
+Position = Literal["learned", "sinusoidal", "rope", "alibi", "relative", "none"]
+Norm = Literal["layernorm", "rmsnorm"]
+NormPosition = Literal["pre", "post"]
+Mlp = Literal["gelu", "relu", "silu", "swiglu", "geglu"]
+AttentionKind = Literal["mha", "gqa", "mqa", "mla"]
+
+GATED_MLPS = frozenset({"swiglu", "geglu"})
+
+
+@dataclass(frozen=True)
+class TrainingMeta:
+    """Training facts as the paper or model card reports them (all optional; None = not published)."""
+
+    tokens: float | None = None  # training tokens
+    global_batch_tokens: float | None = None  # tokens per optimizer step
+    global_batch_seqs: int | None = None  # sequences per optimizer step
+    seq_len: int | None = None  # training context length, where it differs from max_seq_len
+    steps: int | None = None
+    learning_rate: float | None = None  # peak learning rate
+    lr_schedule: str | None = None  # e.g. "cosine to 10%", "inverse_sqrt", "linear"
+    warmup_steps: int | None = None
+    optimizer: str | None = None  # e.g. "adamw", "adam", "adafactor"
+    adam_beta1: float | None = None
+    adam_beta2: float | None = None
+    adam_eps: float | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    dropout: float | None = None
+    hardware: str | None = None  # as reported, e.g. "2048 A100-80GB"
+    source: str | None = None  # where these facts come from (paper, section, table)
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """One transformer architecture: decoder-only or encoder-decoder, dense or MoE, MHA/GQA/MQA/MLA."""
+
+    # -- identity and provenance ------------------------------------------------------------------
+    name: str
+    source: str  # URL of the config.json or paper table the shape numbers come from
+    # -- shape --------------------------------------------------------------------------------------
+    architecture: Architecture
+    n_layers: int  # decoder layers (the only stack of a decoder-only model)
+    d_model: int
+    n_heads: int  # query heads
+    n_kv_heads: int  # key/value heads: n_heads = MHA, 1 = MQA, in between = GQA
+    d_head: int  # query/key head width; need not equal d_model / n_heads (Gemma, T5)
+    d_ff: int  # MLP hidden width (of each of gate and up for gated MLPs); dense layers under MoE
+    vocab_size: int
+    max_seq_len: int  # context length the checkpoint supports (rows of a learned position table)
+    position: Position
+    norm: Norm
+    norm_position: NormPosition
+    final_norm: bool  # a norm after the last block (per stack)
+    mlp: Mlp  # activation; swiglu/geglu are gated (three matrices)
+    tie_embeddings: bool  # output head shares the token embedding matrix
+    # -- optional structure (defaults = feature absent) ----------------------------------------------
+    n_encoder_layers: int = 0  # encoder stack depth, encoder-decoder only
+    d_head_v: int | None = None  # value head width where it differs from d_head (MLA)
+    qkv_bias: bool = False
+    attn_out_bias: bool = False
+    mlp_bias: bool = False
+    lm_head_bias: bool = False
+    norm_bias: bool = False  # LayerNorm with a bias (beta) vector
+    embedding_norm: bool = False  # a norm right after the token embedding (BLOOM)
+    parallel_block: bool = False  # attention and MLP read the same input and are summed (GPT-J, Falcon)
+    parallel_block_shared_norm: bool = False  # the parallel block has one input norm, not two
+    rope_fraction: float | None = None  # partial rotary: fraction of d_head rotated (Phi, GPT-NeoX)
+    rope_theta: float | None = None
+    position_offset: int = 0  # extra rows in a learned position table (OPT keeps 2)
+    relative_attention_buckets: int | None = None  # T5 relative position bias buckets
+    relative_attention_max_distance: int | None = None
+    sliding_window: int | None = None  # local attention window in tokens (Mistral, GPT-3 sparse layers)
+    global_every: int | None = None  # with sliding_window: every Nth layer (1-based) attends globally
+    # mixture of experts
+    n_experts: int | None = None  # routed experts per MoE layer
+    n_experts_per_token: int | None = None  # top-k
+    n_shared_experts: int = 0  # always-on experts (DeepSeekMoE)
+    d_ff_expert: int | None = None  # hidden width of one expert (gated like `mlp`)
+    n_dense_layers: int = 0  # first layers that keep a dense MLP (DeepSeek's first_k_dense_replace)
+    router_bias: bool = False
+    # multi-head latent attention (DeepSeek-V2/V3)
+    mla_q_rank: int | None = None  # low-rank query compression; None = full-rank query projection
+    mla_kv_rank: int | None = None  # latent KV width; set = MLA
+    mla_rope_dim: int | None = None  # decoupled rotary key width (shared across heads)
+    # -- provenance and published facts --------------------------------------------------------------
+    family: str = ""
+    year: int | None = None
+    description: str = ""
+    hf_id: str | None = None  # Hugging Face checkpoint the counts refer to
+    reference_params: int | None = None  # the published or checkpoint parameter count
+    reference_exact: bool = False  # True: reference_params is a checkpoint's exact sum(p.numel())
+    reference_source: str = ""
+    notes: str = ""
+    training: TrainingMeta = field(default_factory=TrainingMeta)
+
+    # -- derived shapes -------------------------------------------------------------------------------
+    @property
+    def attention(self) -> AttentionKind:
+        """Attention kind: "mla" (latent KV), "mqa" (1 KV head), "mha" (KV heads = heads) or "gqa"."""
+        if self.mla_kv_rank is not None:
+            return "mla"
+        if self.n_kv_heads == self.n_heads:
+            return "mha"
+        if self.n_kv_heads == 1:
+            return "mqa"
+        return "gqa"
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return self.architecture == "encoder-decoder"
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts is not None
+
+    @property
+    def gated_mlp(self) -> bool:
+        return self.mlp in GATED_MLPS
+
+    @property
+    def v_head_dim(self) -> int:
+        """Value (and attention output) head width: d_head_v where given, else d_head."""
+        return self.d_head_v if self.d_head_v is not None else self.d_head
+
+    @property
+    def n_moe_layers(self) -> int:
+        return self.n_layers - self.n_dense_layers if self.is_moe else 0
+
+    @property
+    def expert_d_ff(self) -> int:
+        """Hidden width of one routed or shared expert."""
+        return self.d_ff_expert if self.d_ff_expert is not None else self.d_ff
+
+    @property
+    def rotary_dim(self) -> int | None:
+        """Number of rotated channels per head under RoPE (None for other position schemes)."""
+        if self.position != "rope":
+            return None
+        if self.mla_rope_dim is not None:
+            return self.mla_rope_dim
+        return int(self.d_head * (self.rope_fraction if self.rope_fraction is not None else 1.0))
+
+    def layer_is_local(self, layer: int) -> bool:
+        """Whether decoder layer `layer` (0-based) uses the sliding window rather than global attention."""
+        if self.sliding_window is None:
+            return False
+        if self.global_every is None:
+            return True
+        return (layer + 1) % self.global_every != 0
+
+    @property
+    def n_local_layers(self) -> int:
+        return sum(self.layer_is_local(i) for i in range(self.n_layers))
+
+    # -- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, origin: str | None = None) -> ArchConfig:
+        """Build and validate a config from a plain mapping (a preset file's content after `extends`).
+
+        Fills the two documented conveniences (n_kv_heads = n_heads, d_head = d_model / n_heads),
+        checks every key and type, and raises InvalidConfigError naming `origin` and the field.
+        """
+        data = dict(data)
+        unknown = [k for k in data if k not in _FIELDS]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, list(_FIELDS), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else "; see 'llmarch show --fields' for the schema"
+            raise InvalidConfigError(f"unknown field{hint}", origin=origin, field=key)
+        training = data.pop("training", None)
+        if training is None:
+            training_meta = TrainingMeta()
+        elif isinstance(training, TrainingMeta):
+            training_meta = training
+        elif isinstance(training, dict):
+            training_meta = _build(TrainingMeta, training, origin=origin, prefix="training.")
+        else:
+            raise InvalidConfigError("must be a mapping of training facts", origin=origin, field="training")
+        for required in ("n_heads", "d_model"):
+            if required not in data:
+                raise InvalidConfigError("is required", origin=origin, field=required)
+        if data.get("n_kv_heads") is None:
+            data["n_kv_heads"] = data["n_heads"]
+        if data.get("d_head") is None:
+            n_heads, d_model = data["n_heads"], data["d_model"]
+            if isinstance(n_heads, int) and isinstance(d_model, int) and n_heads > 0 and d_model % n_heads == 0:
+                data["d_head"] = d_model // n_heads
+            else:
+                raise InvalidConfigError(
+                    f"is required because d_model ({d_model}) is not a multiple of n_heads ({n_heads})",
+                    origin=origin,
+                    field="d_head",
+                )
+        data["training"] = training_meta
+        config = _build(cls, data, origin=origin)
+        config.validate(origin=origin)
+        return config
+
+    def to_dict(self, *, include_defaults: bool = True) -> dict[str, Any]:
+        """Plain-data view (the same field names as preset files); optionally only non-default fields."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "training":
+                train = {k: v for k, v in dataclasses.asdict(value).items() if include_defaults or v is not None}
+                if train or include_defaults:
+                    out["training"] = train
+                continue
+            if not include_defaults and f.default is not dataclasses.MISSING and value == f.default:
+                continue
+            out[f.name] = value
+        return out
+
+    def replace(self, **changes: Any) -> ArchConfig:
+        """A validated copy with `changes` applied (for API users deriving variants)."""
+        data = self.to_dict()
+        data.update(changes)
+        return ArchConfig.from_dict(data, origin=changes.get("name", self.name))
+
+    def validate(self, *, origin: str | None = None) -> None:
+        """Check cross-field consistency; raise InvalidConfigError naming the field and the fix."""
+
+        def fail(name: str, message: str) -> typing.NoReturn:
+            raise InvalidConfigError(message, origin=origin or self.name, field=name)
+
+        for name in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size", "max_seq_len"):
+            if getattr(self, name) <= 0:
+                fail(name, f"must be a positive integer, got {getattr(self, name)}")
+        if not self.name.strip():
+            fail("name", "must not be empty")
+        if self.n_kv_heads > self.n_heads or self.n_heads % self.n_kv_heads:
+            fail("n_kv_heads", f"must divide n_heads ({self.n_heads}); got {self.n_kv_heads}")
+        if self.is_encoder_decoder and self.n_encoder_layers <= 0:
+            fail("n_encoder_layers", "must be positive for an encoder-decoder architecture")
+        if not self.is_encoder_decoder and self.n_encoder_layers:
+            fail("n_encoder_layers", "is only for architecture: encoder-decoder; remove it or change architecture")
+        if self.position == "relative" and not self.relative_attention_buckets:
+            fail("relative_attention_buckets", "is required with position: relative (T5 uses 32)")
+        if self.relative_attention_buckets is not None and self.position != "relative":
+            fail("relative_attention_buckets", "only applies to position: relative")
+        if self.rope_fraction is not None:
+            if self.position != "rope":
+                fail("rope_fraction", "only applies to position: rope")
+            if not 0 < self.rope_fraction <= 1:
+                fail("rope_fraction", f"must be in (0, 1], got {self.rope_fraction}")
+            rotated = self.d_head * self.rope_fraction
+            if not float(rotated).is_integer() or int(rotated) % 2:
+                fail("rope_fraction", f"d_head x rope_fraction = {rotated:g} must be an even integer")
+        if self.rope_theta is not None and (self.position != "rope" or self.rope_theta <= 0):
+            fail("rope_theta", "must be positive and only applies to position: rope")
+        if self.position_offset < 0 or (self.position_offset and self.position != "learned"):
+            fail("position_offset", "must be >= 0 and only applies to position: learned")
+        if self.parallel_block_shared_norm and not self.parallel_block:
+            fail("parallel_block_shared_norm", "requires parallel_block: true")
+        if self.parallel_block and self.is_encoder_decoder:
+            fail("parallel_block", "is only supported for decoder-only architectures")
+        if self.sliding_window is not None and self.sliding_window <= 0:
+            fail("sliding_window", f"must be a positive number of tokens, got {self.sliding_window}")
+        if self.global_every is not None:
+            if self.sliding_window is None:
+                fail("global_every", "requires sliding_window (the window of the local layers)")
+            if self.global_every <= 0:
+                fail("global_every", f"must be a positive layer period, got {self.global_every}")
+        if self.d_head_v is not None and self.d_head_v <= 0:
+            fail("d_head_v", f"must be positive, got {self.d_head_v}")
+        self._validate_moe(fail)
+        self._validate_mla(fail)
+        if self.reference_params is not None and self.reference_params <= 0:
+            fail("reference_params", "must be a positive parameter count")
+
+    def _validate_moe(self, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+        moe_fields = ("n_experts_per_token", "d_ff_expert", "router_bias", "n_shared_experts", "n_dense_layers")
+        if self.n_experts is None:
+            for name in moe_fields:
+                if getattr(self, name) not in (None, False, 0):
+                    fail(name, "requires n_experts (the number of routed experts)")
+            return
+        if self.n_experts < 1:
+            fail("n_experts", f"must be >= 1, got {self.n_experts}")
+        if self.n_experts_per_token is None:
+            fail("n_experts_per_token", "is required with n_experts (top-k routing, e.g. 2)")
+        if not 1 <= self.n_experts_per_token <= self.n_experts:
+            fail("n_experts_per_token", f"must be between 1 and n_experts ({self.n_experts})")
+        if self.d_ff_expert is not None and self.d_ff_expert <= 0:
+            fail("d_ff_expert", "must be positive")
+        if self.n_shared_experts < 0:
+            fail("n_shared_experts", "must be >= 0")
+        if not 0 <= self.n_dense_layers < self.n_layers:
+            fail("n_dense_layers", f"must be between 0 and n_layers - 1 ({self.n_layers - 1})")
+        if self.is_encoder_decoder:
+            fail("n_experts", "mixture of experts is only supported for decoder-only architectures")
+
+    def _validate_mla(self, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+        if self.mla_kv_rank is None:
+            for name in ("mla_q_rank", "mla_rope_dim"):
+                if getattr(self, name) is not None:
+                    fail(name, "requires mla_kv_rank (multi-head latent attention)")
+            return
+        for name in ("mla_kv_rank", "mla_rope_dim"):
+            value = getattr(self, name)
+            if value is None or value <= 0:
+                fail(name, "must be a positive width for multi-head latent attention")
+        if self.mla_q_rank is not None and self.mla_q_rank <= 0:
+            fail("mla_q_rank", "must be positive (or absent for a full-rank query projection)")
+        if self.position != "rope":
+            fail("position", "multi-head latent attention uses decoupled RoPE; set position: rope")
+        assert self.mla_rope_dim is not None
+        if self.mla_rope_dim >= self.d_head:
+            fail("mla_rope_dim", f"must be smaller than d_head ({self.d_head}), which includes it")
+        if self.n_kv_heads != self.n_heads:
+            fail("n_kv_heads", "multi-head latent attention expands the latent to every head; set n_kv_heads = n_heads")
+        if self.is_encoder_decoder:
+            fail("mla_kv_rank", "multi-head latent attention is only supported for decoder-only architectures")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ArchConfig)}
+_TYPE_HINTS = typing.get_type_hints(ArchConfig)
+_TRAINING_HINTS = typing.get_type_hints(TrainingMeta)
+
+FIELD_NAMES: tuple[str, ...] = tuple(_FIELDS)
+TRAINING_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingMeta))
+
+
+def field_type(name: str) -> Any:
+    """The annotated type of ArchConfig field `name` (or "training.<x>" for a training fact)."""
+    if name.startswith("training."):
+        return _TRAINING_HINTS[name.removeprefix("training.")]
+    return _TYPE_HINTS[name]
+
+
+def _check_value(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Whether `value` fits type `hint`; returns (ok, value converted where lossless, e.g. 2.0 -> 2)."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in get_args(hint):
+            ok, converted = _check_value(value, arg)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is Literal:
+        return value in get_args(hint), value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint in (int, float) and isinstance(value, str):
+        # YAML 1.1 reads "2.0e12" (no exponent sign) as a string; human counts ("2T") are welcome too.
+        from llmarch.errors import InvalidValueError
+        from llmarch.units import parse_count
+
+        try:
+            value = parse_count(value)
+        except InvalidValueError:
+            return False, value
+    if hint is int:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            return True, int(value)
+        return isinstance(value, int), value
+    if hint is float:
+        if isinstance(value, bool):
+            return False, value
+        return isinstance(value, (int, float)) and math.isfinite(float(value)), value
+    if hint is str:
+        return isinstance(value, str), value
+    return isinstance(value, hint) if isinstance(hint, type) else True, value
+
+
+def describe_type(hint: Any) -> str:
+    """A short human description of a field type: 'int', 'one of: rope, alibi', 'int or null'."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return "one of: " + ", ".join(str(a) for a in get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        parts = [describe_type(a) for a in get_args(hint) if a is not type(None)]
+        return " or ".join(parts) + (" or null" if type(None) in get_args(hint) else "")
+    if hint is bool:
+        return "true or false"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _build(cls: type, data: dict[str, Any], *, origin: str | None, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            raise InvalidConfigError(f"unknown field{hint}", origin=origin, field=prefix + key)
+        if key == "training" and cls is ArchConfig:
+            kwargs[key] = value
+            continue
+        ok, converted = _check_value(value, hints[key])
+        if not ok:
+            raise InvalidConfigError(
+                f"expected {describe_type(hints[key])}, got {value!r}", origin=origin, field=prefix + key
+            )
+        kwargs[key] = converted
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise InvalidConfigError(
+            f"is required ({describe_type(hints[missing[0]])})", origin=origin, field=prefix + missing[0]
+        )
+    return cls(**kwargs)

@@ -1,0 +1,268 @@
+"""Preset loading: the only code that reads preset files.
+
+A preset spec is one of
+- a preset name (`llama-2-7b`), looked up exactly in the folders of `LLMARCH_PRESET_PATH` (first) and
+  in the presets shipped with llmarch;
+- a path to a preset YAML file, or to a Hugging Face `config.json` (mapped by `llmarch.hf`);
+- either of those followed by inline overrides: `llama-2-7b:n_kv_heads=8,sliding_window=4096`.
+
+A preset file may say `extends: <spec>` and list only the fields it changes; `training:` facts merge
+key by key. YAML is read with `yaml.safe_load` only: tags such as `!!python/object` are errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmarch.config import ArchConfig
+from llmarch.errors import InvalidConfigError, UnknownPresetError
+
+PRESET_PATH_ENV = "LLMARCH_PRESET_PATH"
+PRESET_SUFFIXES = (".yaml", ".yml")
+_MAX_EXTENDS_DEPTH = 16
+
+
+def shipped_presets_dir() -> Path:
+    """Folder of the presets shipped with llmarch (inside the wheel, or `presets/` of a source checkout)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "presets"
+    return installed if installed.is_dir() else package.parent / "presets"
+
+
+def preset_dirs() -> list[Path]:
+    """Folders searched for preset names, in priority order: LLMARCH_PRESET_PATH entries, then shipped."""
+    dirs = [Path(p).expanduser() for p in os.environ.get(PRESET_PATH_ENV, "").split(os.pathsep) if p.strip()]
+    return [*dirs, shipped_presets_dir()]
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    """Where a named preset lives (for listing without loading)."""
+
+    name: str
+    path: Path
+    shipped: bool
+
+
+def _index() -> dict[str, PresetInfo]:
+    found: dict[str, PresetInfo] = {}
+    shipped = shipped_presets_dir()
+    for folder in preset_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix in PRESET_SUFFIXES and path.stem not in found:
+                found[path.stem] = PresetInfo(path.stem, path, folder == shipped)
+    return found
+
+
+def preset_names() -> list[str]:
+    """Names of every preset reachable by name (user folders first, then shipped), sorted."""
+    return sorted(_index())
+
+
+def preset_info(name: str) -> PresetInfo:
+    index = _index()
+    if name not in index:
+        raise UnknownPresetError(name, suggest_names(name, list(index)))
+    return index[name]
+
+
+def suggest_names(name: str, names: list[str]) -> list[str]:
+    """Close matches for a mistyped preset name, ignoring case and punctuation ('llama2-7b' -> 'llama-2-7b')."""
+
+    def squash(s: str) -> str:
+        return re.sub(r"[^a-z0-9.]", "", s.lower())
+
+    squashed = {squash(n): n for n in names}
+    exact = squashed.get(squash(name))
+    if exact:
+        return [exact]
+    close = difflib.get_close_matches(squash(name), list(squashed), n=3, cutoff=0.75)
+    return [squashed[c] for c in close]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidConfigError(f"cannot read file: {exc.strerror}", origin=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidConfigError(f"invalid YAML{where}: {problem}", origin=str(path)) from None
+    if not isinstance(data, dict):
+        raise InvalidConfigError("a preset file must be a YAML mapping of field: value", origin=str(path))
+    return data
+
+
+def _is_hf_config(data: dict[str, Any]) -> bool:
+    return "model_type" in data or "architectures" in data
+
+
+def _split_overrides(spec: str) -> tuple[str, str | None]:
+    """Split 'base:key=value,...' into (base, overrides); a Windows drive 'C:\\' is not a separator."""
+    match = re.match(r"^(?P<base>(?:[A-Za-z]:[\\/])?[^:]*?):(?P<ov>[A-Za-z_][\w.]*\s*=.*)$", spec)
+    if match:
+        return match.group("base"), match.group("ov")
+    return spec, None
+
+
+def parse_overrides(text: str, *, origin: str) -> dict[str, Any]:
+    """Parse 'n_kv_heads=8,sliding_window=4096,training.tokens=2e12' into a nested mapping.
+
+    Values are YAML scalars (numbers, true/false, null, strings).
+    """
+    import yaml
+
+    result: dict[str, Any] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidConfigError(f"override {item!r} must look like field=value", origin=origin)
+        try:
+            value = yaml.safe_load(raw.strip()) if raw.strip() else None
+        except yaml.YAMLError:
+            raise InvalidConfigError(f"cannot parse value {raw!r}", origin=origin, field=key) from None
+        if isinstance(value, (dict, list)):
+            raise InvalidConfigError(f"expected a single value, got {raw!r}", origin=origin, field=key)
+        if isinstance(value, str):
+            value = _maybe_number(value)
+        target = result
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    if not result:
+        raise InvalidConfigError("no overrides after ':'; write name:field=value", origin=origin)
+    return result
+
+
+def _maybe_number(value: str) -> Any:
+    """Accept human counts in overrides and files ('2T', '4M' -> numbers); leave other strings alone."""
+    from llmarch.units import parse_count
+
+    if re.fullmatch(r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?\s*[kKmMbBtT]", value.strip()):
+        number = parse_count(value)
+        return int(number) if number.is_integer() else number
+    return value
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if key == "training" and isinstance(value, dict) and isinstance(merged.get("training"), dict):
+            merged["training"] = {**merged["training"], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tuple[dict[str, Any], str]:
+    """Raw (pre-validation) mapping for `spec` with `extends` resolved, and the file or name it came from."""
+    if depth > _MAX_EXTENDS_DEPTH:
+        raise InvalidConfigError(f"'extends' chain deeper than {_MAX_EXTENDS_DEPTH}; is there a cycle?", origin=origin)
+    base_spec, override_text = _split_overrides(spec)
+    path = Path(base_spec).expanduser()
+    looks_like_path = path.suffix in (*PRESET_SUFFIXES, ".json") or os.sep in base_spec or "/" in base_spec
+    if looks_like_path:
+        if not path.is_file():
+            raise InvalidConfigError("no such file", origin=base_spec)
+        where = str(path)
+        if path.suffix == ".json":
+            raw = _read_hf_json(path)
+        else:
+            raw = _read_yaml(path)
+            if _is_hf_config(raw):
+                raw = _hf_to_raw(raw, origin=where)
+    else:
+        info = preset_info(base_spec)
+        where = str(info.path)
+        raw = _read_yaml(info.path)
+        stem = info.path.stem
+        if raw.get("name", stem) != stem:
+            raise InvalidConfigError(
+                f"name {raw.get('name')!r} must equal the file name {stem!r}", origin=where, field="name"
+            )
+    parent = raw.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str) or not parent.strip():
+            raise InvalidConfigError("must name a preset or a file", origin=where, field="extends")
+        parent_raw, _ = _resolve_raw(parent, depth=depth + 1, origin=where)
+        # Provenance of a published checkpoint does not carry over to a derived architecture.
+        for key in ("hf_id", "reference_params", "reference_exact", "reference_source", "description", "notes"):
+            parent_raw.pop(key, None)
+        parent_raw.setdefault("family", parent_raw.get("family", ""))
+        raw = _merge(parent_raw, raw)
+    if override_text is not None:
+        changes = parse_overrides(override_text, origin=spec)
+        raw = _merge(raw, changes)
+        for key in ("hf_id", "reference_params", "reference_exact", "reference_source"):
+            if key not in changes:
+                raw.pop(key, None)
+        raw["name"] = spec if "name" not in changes else changes["name"]
+    return raw, where
+
+
+def _read_hf_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidConfigError(f"cannot read file: {exc.strerror}", origin=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidConfigError(f"invalid JSON at line {exc.lineno}: {exc.msg}", origin=str(path)) from None
+    if not isinstance(data, dict):
+        raise InvalidConfigError("a config.json must be a JSON object", origin=str(path))
+    if not _is_hf_config(data):
+        return data  # a preset written as JSON
+    return _hf_to_raw(data, origin=str(path))
+
+
+def _hf_to_raw(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
+    from llmarch.hf import config_from_hf
+
+    raw = config_from_hf(data, origin=origin)
+    raw.setdefault("name", Path(origin).parent.name or Path(origin).stem)
+    raw.setdefault("source", origin)
+    return raw
+
+
+def load(spec: str) -> ArchConfig:
+    """Load a preset by name, file path or config.json path, with optional ':field=value' overrides."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidConfigError("empty preset name; run 'llmarch presets' to list them")
+    return _load_cached(spec.strip(), os.environ.get(PRESET_PATH_ENV, ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _load_cached(spec: str, _preset_path: str) -> ArchConfig:
+    raw, where = _resolve_raw(spec)
+    origin = where if _split_overrides(spec)[1] is None else spec
+    if "name" not in raw:
+        raw["name"] = Path(where).stem
+    return ArchConfig.from_dict(raw, origin=origin)
+
+
+def load_many(specs: list[str]) -> list[ArchConfig]:
+    return [load(s) for s in specs]
+
+
+def load_all() -> list[ArchConfig]:
+    """Every preset reachable by name, sorted by name."""
+    return [load(n) for n in preset_names()]

@@ -1,0 +1,210 @@
+"""Presentation: JSON/CSV/Markdown/terminal tables from plain records, and atomic file output.
+
+Nothing here computes a model quantity; it only formats what the calculators return.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llmarch.errors import InvalidValueError
+from llmarch.units import format_count
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+#: Column headers for people; keys not listed are shown as they are.
+LABELS: dict[str, str] = {
+    "name": "model",
+    "params_total": "params",
+    "params_active": "active",
+    "params_embedding": "embedding",
+    "params_non_embedding": "non-emb.",
+    "params_lm_head": "lm head",
+    "params_attention": "attention",
+    "params_mlp": "mlp",
+    "params_norm": "norm",
+    "n_layers": "layers",
+    "d_model": "d_model",
+    "n_heads": "heads",
+    "n_kv_heads": "kv heads",
+    "d_head": "d_head",
+    "d_ff": "d_ff",
+    "vocab_size": "vocab",
+    "max_seq_len": "context",
+    "training_tokens": "tokens",
+    "global_batch_tokens": "batch (tokens)",
+    "learning_rate": "LR",
+    "reference_params": "published",
+    "reference_exact": "exact ref.",
+    "mlp": "activation",
+}
+
+_COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_params", "vocab_size")
+
+
+def environment() -> dict[str, str]:
+    """Where a result was computed (carried by every JSON document)."""
+    return {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()}
+
+
+def envelope(key: str, records: Any, **extra: Any) -> dict[str, Any]:
+    """The JSON document: schema version, tool version, environment, then the payload under `key`."""
+    from llmarch import __version__
+
+    return {"schema_version": 1, "llmarch_version": __version__, "environment": environment(), **extra, key: records}
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def format_cell(key: str, value: Any) -> str:
+    """A record value as a table cell: counts with suffixes, rates in scientific notation, '-' for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key == "learning_rate" and isinstance(value, (int, float)):
+        return f"{value:.1e}"
+    if isinstance(value, (int, float)) and key.startswith(_COUNT_KEYS):
+        return format_count(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+    return str(value)
+
+
+def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Validate requested columns against the records' keys (raises InvalidValueError naming the bad one)."""
+    if not records:
+        return list(columns)
+    known = records[0].keys()
+    for col in columns:
+        if col not in known:
+            import difflib
+
+            close = difflib.get_close_matches(col, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; choose from {', '.join(known)}"
+            raise InvalidValueError(f"unknown column {col!r}{hint}")
+    return list(columns)
+
+
+def to_markdown(records: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table (suitable for a CI job summary)."""
+    header = [LABELS.get(c, c) for c in columns]
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(header) + " |")
+    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in records) for c in columns]
+    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    for record in records:
+        cells = [format_cell(c, record.get(c)).replace("|", "\\|") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(records: Sequence[dict[str, Any]]) -> str:
+    """CSV of the full records (nested objects flattened to 'breakdown.attention.q' style columns)."""
+    import pandas
+
+    frame = pandas.json_normalize(list(records), sep=".")
+    return frame.to_csv(index=False)
+
+
+def rich_table(records: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for col in columns:
+        numeric = any(isinstance(r.get(col), (int, float)) and not isinstance(r.get(col), bool) for r in records)
+        table.add_column(LABELS.get(col, col), justify="right" if numeric else "left", no_wrap=col == "name")
+    for record in records:
+        table.add_row(*(format_cell(c, record.get(c)) for c in columns))
+    return table
+
+
+def render_text(renderable: Any, *, width: int = 200) -> str:
+    """Render a rich object to plain text (for --output of a table)."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"), color_system=None)  # noqa: SIM115
+    console.print(renderable)
+    return console.export_text()
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` atomically: a temporary file in the same folder, then a rename."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidValueError(f"--output: folder {str(folder)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def emit(text: str, output: str | Path | None) -> None:
+    """Send rendered text to --output (atomically) or stdout."""
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+def iter_flat(tree: dict[str, int]) -> Iterable[tuple[str, str, int]]:
+    """(group, part, value) triples of a dotted breakdown, in insertion order."""
+    for key, value in tree.items():
+        group, _, part = key.partition(".")
+        yield group, part, value
+
+
+def show_renderable(record: dict[str, Any]) -> Any:
+    """`llmarch show`: a fields table beside a parameter tree (group -> component, with shares)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.tree import Tree
+
+    config = record["config"]
+    fields = Table(title=record["name"], show_header=False, box=None, pad_edge=False)
+    fields.add_column("field", style="bold")
+    fields.add_column("value", overflow="fold")
+    for key, value in config.items():
+        if key == "training":
+            continue
+        if value in (None, "", False, 0) and key not in ("tie_embeddings", "final_norm"):
+            continue  # feature absent: keep the view short; JSON has every field
+        fields.add_row(key, format_cell(key, value))
+    for key, value in record["derived"].items():
+        if value not in (None, 0, False):
+            fields.add_row(f"[dim]{key}[/dim]", format_cell(key, value))
+    for key, value in config["training"].items():
+        if value is not None:
+            fields.add_row(f"training.{key}", format_cell(key if key != "tokens" else "training_tokens", value))
+
+    params = record["params"]
+    total = params["total"]
+    tree = Tree(f"[bold]parameters[/bold] {total:,} ({format_count(total)})")
+    groups: dict[str, Any] = {}
+    for group, part, value in iter_flat(params["breakdown"]):
+        if group not in groups:
+            group_total = params["groups"][group]
+            groups[group] = tree.add(f"{group}  {group_total:,}  ({group_total / total:.1%})")
+        groups[group].add(f"{part}  {value:,}")
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column("what", style="bold")
+    summary.add_column("count", justify="right")
+    for key in ("embedding", "non_embedding", "lm_head", "active"):
+        summary.add_row(key, f"{params[key]:,}")
+    return Group(fields, "", tree, "", summary)
