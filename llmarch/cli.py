@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from enum import Enum
-from typing import Annotated, Any, Callable, TypeVar
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -29,7 +30,7 @@ EXIT_THRESHOLD = 3
 EXIT_INTERRUPTED = 130
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"

@@ -7,10 +7,9 @@ plain multi-head attention) and `d_head` (= `d_model / n_heads`), are filled in 
 the single place where a mapping becomes a config; the dataclass itself always holds explicit values.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -176,7 +175,7 @@ class ArchConfig:
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, origin: str | None = None) -> ArchConfig:
+    def from_dict(cls, data: dict[str, Any], *, origin: str | None = None) -> "ArchConfig":
         """Build and validate a config from a plain mapping (a preset file's content after `extends`).
 
         Fills the two documented conveniences (n_kv_heads = n_heads, d_head = d_model / n_heads),
@@ -233,7 +232,7 @@ class ArchConfig:
             out[f.name] = value
         return out
 
-    def replace(self, **changes: Any) -> ArchConfig:
+    def replace(self, **changes: Any) -> "ArchConfig":
         """A validated copy with `changes` applied (for API users deriving variants)."""
         data = self.to_dict()
         data.update(changes)
@@ -336,8 +335,6 @@ class ArchConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ArchConfig)}
-_TYPE_HINTS = typing.get_type_hints(ArchConfig)
-_TRAINING_HINTS = typing.get_type_hints(TrainingMeta)
 
 FIELD_NAMES: tuple[str, ...] = tuple(_FIELDS)
 TRAINING_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingMeta))
@@ -346,8 +343,14 @@ TRAINING_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields
 def field_type(name: str) -> Any:
     """The annotated type of ArchConfig field `name` (or "training.<x>" for a training fact)."""
     if name.startswith("training."):
-        return _TRAINING_HINTS[name.removeprefix("training.")]
-    return _TYPE_HINTS[name]
+        return _hints(TrainingMeta)[name.removeprefix("training.")]
+    return _hints(ArchConfig)[name]
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """Resolved field annotations of a dataclass (computed once: resolving them is slow)."""
+    return typing.get_type_hints(cls)
 
 
 def _check_value(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -403,8 +406,8 @@ def describe_type(hint: Any) -> str:
 
 
 def _build(cls: type, data: dict[str, Any], *, origin: str | None, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    names = hints.keys()
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in names:

@@ -8,9 +8,9 @@ checkpoints' own counts and against the reference PyTorch model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 from llmarch.config import ArchConfig
 
@@ -106,10 +106,9 @@ def layer_norm_params(config: ArchConfig, *, cross_attention: bool = False) -> i
     (GPT-J; Falcon) has one shared input norm, or two (attention and MLP) as in GPT-NeoX and Falcon-40B.
     MLA adds RMSNorms over the KV latent and, when the query is compressed, the query latent.
     """
+    n_norms = 3 if cross_attention else 2
     if config.parallel_block and config.parallel_block_shared_norm:
         n_norms = 1
-    else:
-        n_norms = 3 if cross_attention else 2
     total = n_norms * norm_params(config, config.d_model)
     if config.mla_kv_rank is not None:
         total += config.mla_kv_rank  # RMSNorm over the KV latent (scale only)
@@ -154,7 +153,8 @@ def count_params(config: ArchConfig) -> ParamCount:
     if config.is_moe:
         assert config.n_experts is not None
         expert = mlp_params(config, config.expert_d_ff)
-        add("moe.router", config.n_moe_layers * (config.n_experts * d + (config.n_experts if config.router_bias else 0)))
+        router = config.n_experts * d + (config.n_experts if config.router_bias else 0)
+        add("moe.router", config.n_moe_layers * router)
         add("moe.experts", config.n_moe_layers * config.n_experts * expert)
         add("moe.shared_experts", config.n_moe_layers * config.n_shared_experts * expert)
 

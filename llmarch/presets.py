@@ -52,6 +52,11 @@ class PresetInfo:
 
 
 def _index() -> dict[str, PresetInfo]:
+    return _index_cached(os.environ.get(PRESET_PATH_ENV, ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _index_cached(_preset_path: str) -> dict[str, PresetInfo]:
     found: dict[str, PresetInfo] = {}
     shipped = shipped_presets_dir()
     for folder in preset_dirs():
@@ -97,7 +102,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidConfigError(f"cannot read file: {exc.strerror}", origin=str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        # The C (libyaml) safe loader when PyYAML has it: 8x faster, same safe subset (no python tags).
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -216,7 +222,7 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
         for key in ("hf_id", "reference_params", "reference_exact", "reference_source"):
             if key not in changes:
                 raw.pop(key, None)
-        raw["name"] = spec if "name" not in changes else changes["name"]
+        raw["name"] = changes.get("name", spec)
     return raw, where
 
 

@@ -22,8 +22,10 @@ def hf_param_count(path: str) -> int:
         data = json.load(fh)
     config = transformers.AutoConfig.for_model(**data)
     with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config) if not config.is_encoder_decoder else (
-            transformers.AutoModelForSeq2SeqLM.from_config(config)
+        model = (
+            transformers.AutoModelForCausalLM.from_config(config)
+            if not config.is_encoder_decoder
+            else (transformers.AutoModelForSeq2SeqLM.from_config(config))
         )
     seen: set[int] = set()
     total = 0

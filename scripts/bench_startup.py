@@ -1,0 +1,47 @@
+"""Benchmark: wall time of `llmarch compare --all --format json` against `python -c "import typer, rich"`.
+
+The target (issue 2) is under 1.5x the baseline: llmarch's own work (loading every preset, counting
+parameters, rendering JSON) must cost less than half of what importing its CLI libraries costs.
+Runs each command N times, interleaved, and reports medians and the ratio.
+
+    python scripts/bench_startup.py [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+
+def time_command(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    baseline_cmd = [sys.executable, "-c", "import typer, rich"]
+    llmarch_cmd = [sys.executable, "-m", "llmarch", "compare", "--all", "--format", "json"]
+    table_cmd = [sys.executable, "-m", "llmarch", "compare", "--all"]
+    for cmd in (baseline_cmd, llmarch_cmd, table_cmd):  # warm the file cache
+        time_command(cmd)
+    base, json_s, table_s = [], [], []
+    for _ in range(args.repeats):
+        base.append(time_command(baseline_cmd))
+        json_s.append(time_command(llmarch_cmd))
+        table_s.append(time_command(table_cmd))
+    b, j, t = statistics.median(base), statistics.median(json_s), statistics.median(table_s)
+    print(f"baseline  python -c 'import typer, rich'      median {b * 1000:7.1f} ms")
+    print(f"llmarch   compare --all --format json         median {j * 1000:7.1f} ms  ratio {j / b:.2f}x")
+    print(f"llmarch   compare --all (rich table)          median {t * 1000:7.1f} ms  ratio {t / b:.2f}x")
+    print("target: ratio < 1.5x for the JSON command")
+
+
+if __name__ == "__main__":
+    main()

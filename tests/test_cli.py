@@ -1,0 +1,152 @@
+"""The command line: JSON equals the library, formats, exit codes, atomic output, lazy imports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmarch import __version__, compare, load, preset_names
+from llmarch.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_compare_json_equals_library() -> None:
+    specs = ["llama-2-7b", "mixtral-8x7b", "t5-base", "llama-2-7b:n_kv_heads=8"]
+    code, out, _ = invoke("compare", *specs, "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["schema_version"] == 1 and document["llmarch_version"] == __version__
+    assert document["models"] == compare.compare([load(s) for s in specs])
+    required = {"name", "params_total", "params_embedding", "params_non_embedding", "params_lm_head",
+                "params_active", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size",
+                "max_seq_len", "attention", "position", "breakdown"}  # fmt: skip
+    assert required <= document["models"][0].keys()
+    mixtral = document["models"][1]
+    assert (mixtral["params_total"], mixtral["params_active"]) == (46_702_792_704, 12_879_925_248)
+    assert document["models"][3]["attention"] == "gqa"
+
+
+def test_compare_all_covers_every_preset() -> None:
+    code, out, _ = invoke("compare", "--all", "--format", "json")
+    assert code == 0
+    assert [m["name"] for m in json.loads(out)["models"]] == preset_names()
+
+
+def test_compare_table_and_course_columns() -> None:
+    code, out, _ = invoke("compare", "llama-7b", "llama-65b", "--columns", "course")
+    assert code == 0
+    for text in ("llama-65b", "1.4T", "rope", "swiglu", "1.5e-04"):
+        assert text in out
+
+
+def test_compare_markdown_and_csv(tmp_path: Path) -> None:
+    code, out, _ = invoke("compare", "gpt-2", "llama-2-7b", "--format", "markdown")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("| model |") and len(lines) == 4
+    assert "| gpt-2 | 124M |" in lines[2]
+    target = tmp_path / "out.csv"
+    code, out, _ = invoke("compare", "gpt-2", "llama-2-7b", "--format", "csv", "--output", str(target))
+    assert code == 0 and out == ""
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert [int(r["params_total"]) for r in rows] == [124_439_808, 6_738_415_616]
+    assert int(rows[1]["breakdown.attention.q"]) == 32 * 4096 * 4096
+
+
+def test_output_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("old content")
+    code, _, _ = invoke("compare", "gpt-2", "--format", "json", "--output", str(target))
+    assert code == 0
+    assert json.loads(target.read_text())["models"][0]["name"] == "gpt-2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    # A failing command never touches an existing output file.
+    code, _, _ = invoke("compare", "nope", "--format", "json", "--output", str(target))
+    assert code == 1 and json.loads(target.read_text())["models"][0]["name"] == "gpt-2"
+
+
+def test_output_into_missing_folder_is_a_user_error(tmp_path: Path) -> None:
+    code, _, err = invoke("compare", "gpt-2", "--output", str(tmp_path / "no" / "x.json"))
+    assert code == 1 and "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["compare", "llama2-7b"], 1, "did you mean 'llama-2-7b'"),
+        (["compare", "llama-2-7b:n_kv_heads=7"], 1, "field 'n_kv_heads'"),
+        (["compare", "llama-2-7b", "--columns", "nope"], 1, "unknown column 'nope'"),
+        (["show", "gpt-5"], 1, "unknown preset 'gpt-5'"),
+        (["presets", "--family", "nope"], 1, "no preset of family"),
+        (["compare"], 2, "name at least one preset"),
+        (["compare", "--format", "xml", "gpt-2"], 2, ""),
+        (["compare", "--bogus"], 2, ""),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(args: list[str], code: int, message: str) -> None:
+    exit_code, _, err = invoke(*args)
+    assert exit_code == code
+    assert message in err
+    assert "Traceback" not in err
+    if code == 1:
+        assert err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_show_json_and_tree() -> None:
+    code, out, _ = invoke("show", "mixtral-8x7b", "--format", "json")
+    assert code == 0
+    preset = json.loads(out)["preset"]
+    assert preset["params"]["total"] == 46_702_792_704
+    assert preset["config"]["n_experts"] == 8 and preset["derived"]["attention"] == "gqa"
+    code, out, _ = invoke("show", "mixtral-8x7b")
+    assert code == 0
+    assert "46,702,792,704" in out and "experts" in out and "router" in out
+
+
+def test_presets_listing_and_filters() -> None:
+    code, out, _ = invoke("presets", "--format", "json")
+    assert code == 0
+    rows = json.loads(out)["presets"]
+    assert [r["name"] for r in rows] == preset_names()
+    assert all(r["source"] for r in rows)
+    code, out, _ = invoke("presets", "--attention", "mqa", "--format", "json")
+    assert {r["name"] for r in json.loads(out)["presets"]} >= {"falcon-7b", "starcoder"}
+    assert all(r["attention"] == "mqa" for r in json.loads(out)["presets"])
+    code, out, _ = invoke("presets", "--family", "llama-2", "--format", "json")
+    assert {r["name"] for r in json.loads(out)["presets"]} == {"llama-2-7b", "llama-2-13b", "llama-2-70b"}
+
+
+def test_compare_never_imports_torch_or_pandas() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from llmarch.cli import app\n"
+        "r = CliRunner().invoke(app, ['compare', '--all', '--format', 'json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['compare', '--all'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'fvcore', 'matplotlib', 'numpy') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_python_dash_m_entry_point() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llmarch", "compare", "gpt-2", "--format", "json"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["models"][0]["params_total"] == 124_439_808
