@@ -122,10 +122,20 @@ def rich_table(records: Sequence[dict[str, Any]], columns: Sequence[str], *, tit
     table = Table(title=title, header_style="bold", show_lines=False)
     for col in columns:
         numeric = any(isinstance(r.get(col), (int, float)) and not isinstance(r.get(col), bool) for r in records)
-        table.add_column(LABELS.get(col, col), justify="right" if numeric else "left", no_wrap=col == "name")
+        table.add_column(
+            LABELS.get(col, col), justify="right" if numeric else "left", no_wrap=col == "name", overflow="fold"
+        )
     for record in records:
         table.add_row(*(format_cell(c, record.get(c)) for c in columns))
     return table
+
+
+def print_rich(renderable: Any) -> None:
+    """Print to the terminal; when stdout is not a terminal, wide enough that no cell is cut."""
+    from rich.console import Console
+
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(renderable)
 
 
 def render_text(renderable: Any, *, width: int = 200) -> str:

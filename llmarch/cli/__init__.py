@@ -1,0 +1,9 @@
+"""Command-line interface: parse arguments, call the library, render. No arithmetic here.
+
+One module per command group; each registers its commands on the shared Typer `app` when imported.
+"""
+
+from llmarch.cli import architectures  # noqa: F401  (registers presets, show, compare)
+from llmarch.cli._app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,119 @@
+"""Command-line interface: parse arguments, call the library, render. No arithmetic here.
+
+Exit codes: 0 ok, 1 user error (unknown preset, invalid file or value), 2 usage error (bad option),
+3 a budget or regression threshold exceeded, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from llmarch.errors import LlmarchError
+
+app = typer.Typer(
+    name="llmarch",
+    help="Compare large-language-model architectures: exact parameter counts, FLOPs, memory and cost.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_USER_ERROR = 1
+EXIT_THRESHOLD = 3
+EXIT_INTERRUPTED = 130
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", help="Output format: a terminal table, or json/csv/markdown for machines and CI."),
+]
+OutputOption = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Write to FILE (atomically) instead of standard output.", metavar="FILE"),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn domain errors into one line on stderr and exit code 1; Ctrl-C into exit code 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LlmarchError as exc:
+            raise _fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            sys.stderr.close()  # a closed pipe (| head) is not an error worth a traceback
+            raise typer.Exit(0) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def render(
+    records: list[dict[str, Any]],
+    columns: list[str],
+    *,
+    fmt: OutputFormat,
+    output: str | None,
+    json_key: str,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    from llmarch import report
+
+    if fmt is OutputFormat.json:
+        report.emit(report.to_json(report.envelope(json_key, records, **(extra or {}))), output)
+    elif fmt is OutputFormat.csv:
+        report.emit(report.to_csv(records), output)
+    elif fmt is OutputFormat.markdown:
+        report.emit(report.to_markdown(records, columns, title=title), output)
+    else:
+        table = report.rich_table(records, columns, title=title)
+        if output is not None:
+            report.emit(report.render_text(table), output)
+        else:
+            report.print_rich(table)
+
+
+def resolve_specs(specs: list[str] | None, all_presets: bool) -> list[str]:
+    from llmarch.presets import preset_names
+
+    if all_presets:
+        if specs:
+            raise typer.BadParameter("give preset names or --all, not both")
+        return preset_names()
+    if not specs:
+        raise typer.BadParameter("name at least one preset (see 'llmarch presets'), or pass --all")
+    return specs
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

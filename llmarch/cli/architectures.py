@@ -1,0 +1,92 @@
+"""Commands about architectures: `llmarch presets`, `llmarch show`, `llmarch compare`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
+
+
+@app.command("presets")
+@handle_errors
+def presets_command(
+    family: Annotated[str | None, typer.Option(help="Only presets of this family (exact, e.g. 'llama-2').")] = None,
+    attention: Annotated[str | None, typer.Option(help="Only this attention kind: mha, gqa, mqa or mla.")] = None,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """List the presets: name, family, year, size and source."""
+    from llmarch.compare import preset_rows
+
+    rows = preset_rows(family=family, attention=attention)
+    columns = ["name", "family", "year", "params_total", "attention", "position", "source"]
+    render(rows, columns, fmt=fmt, output=output, json_key="presets", title=f"{len(rows)} presets")
+
+
+@app.command("show")
+@handle_errors
+def show_command(
+    preset: Annotated[str, typer.Argument(help="Preset name, preset file, config.json, or name:field=value,...")],
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """Show every field of one architecture and its parameter breakdown as a tree."""
+    from llmarch import presets, report
+    from llmarch.compare import show_record
+
+    config = presets.load(preset)
+    record = show_record(config)
+    if fmt is OutputFormat.json:
+        report.emit(report.to_json(report.envelope("preset", record)), output)
+        return
+    if fmt in (OutputFormat.csv, OutputFormat.markdown):
+        rows = [{"field": k, "value": v} for k, v in record["config"].items() if k != "training"]
+        rows += [{"field": f"training.{k}", "value": v} for k, v in record["config"]["training"].items()]
+        rows += [{"field": f"params.{k}", "value": v} for k, v in record["params"]["breakdown"].items()]
+        if fmt is OutputFormat.csv:
+            report.emit(report.to_csv(rows), output)
+        else:
+            report.emit(report.to_markdown(rows, ["field", "value"], title=config.name), output)
+        return
+    renderable = report.show_renderable(record)
+    if output is not None:
+        report.emit(report.render_text(renderable), output)
+    else:
+        report.print_rich(renderable)
+
+
+@app.command("compare")
+@handle_errors
+def compare_command(
+    presets_: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="PRESET...",
+            help="Preset names, preset files, config.json files, or overrides like llama-2-7b:n_kv_heads=8.",
+        ),
+    ] = None,
+    all_presets: Annotated[bool, typer.Option("--all", help="Compare every preset.")] = False,
+    columns: Annotated[
+        str,
+        typer.Option(
+            help="Table columns: a named set (default, course, params) or a comma list of record keys. "
+            "JSON and CSV always carry every field."
+        ),
+    ] = "default",
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """Compare architectures side by side: parameters (exact, with breakdown), shapes and training facts."""
+    from llmarch import compare, presets, report
+
+    specs = resolve_specs(presets_, all_presets)
+    records = compare.compare(presets.load_many(specs))
+    if columns in compare.COLUMN_SETS:
+        cols = list(compare.COLUMN_SETS[columns])
+    else:
+        cols = report.select_columns(records, [c.strip() for c in columns.split(",") if c.strip()])
+    render(records, cols, fmt=fmt, output=output, json_key="models")
+
+
