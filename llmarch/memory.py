@@ -1,0 +1,107 @@
+"""Memory: weights by dtype and the KV cache (per token, and for a batch and context).
+
+All results are bytes. The KV cache is what an incremental decoder keeps per layer: keys and values of
+every attended position (MHA/GQA/MQA), capped at the window for sliding-window layers (a rolling buffer,
+Jiang et al. 2023, arXiv:2310.06825, section 2), the compressed latent plus the decoupled rotary key for
+MLA (DeepSeek-AI 2024, arXiv:2405.04434, section 2.1.2), and for an encoder-decoder the decoder's
+self-attention cache plus the static cross-attention keys and values of the encoder output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmarch.config import ArchConfig
+from llmarch.errors import InvalidValueError
+from llmarch.params import count_params
+from llmarch.units import canonical_dtype, dtype_bytes
+
+#: int4 weight-only quantisation stores one scale per group of this many weights (GPTQ/AWQ default).
+INT4_GROUP_SIZE = 128
+#: Bytes of one int4 group scale (fp16).
+INT4_SCALE_BYTES = 2
+
+
+def weights_bytes(config: ArchConfig, dtype: str = "bf16") -> float:
+    """Bytes of the weights stored in `dtype`: parameters x bytes per element.
+
+    int4 adds one fp16 scale per group of 128 weights (the GPTQ/AWQ layout, Frantar et al. 2022,
+    arXiv:2210.17323; Lin et al. 2023, arXiv:2306.00978): 0.5 + 2/128 bytes per weight. Zero points and
+    the few tensors such kernels keep in 16 bits (norms, embeddings) are left out.
+    """
+    n_params = count_params(config).total
+    dtype = canonical_dtype(dtype)
+    if dtype == "int4":
+        return n_params * (dtype_bytes("int4") + INT4_SCALE_BYTES / INT4_GROUP_SIZE)
+    return n_params * dtype_bytes(dtype)
+
+
+def kv_cache_elements_per_token(config: ArchConfig) -> int:
+    """Cached elements per token across all decoder layers (uncapped by any window).
+
+    MHA/GQA/MQA: 2 (keys and values) x n_kv_heads x d_head per layer (values use d_head_v where it
+    differs). MLA: kv_rank + rope_dim per layer (the latent and one shared rotary key).
+    """
+    if config.mla_kv_rank is not None:
+        assert config.mla_rope_dim is not None
+        return config.n_layers * (config.mla_kv_rank + config.mla_rope_dim)
+    return config.n_layers * config.n_kv_heads * (config.d_head + config.v_head_dim)
+
+
+def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = "bf16") -> float:
+    """KV-cache bytes added per decoded token (all layers, one sequence), before any window cap."""
+    return kv_cache_elements_per_token(config) * dtype_bytes(dtype)
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """KV-cache size of one workload, in bytes, with the parts."""
+
+    batch: int
+    seq_len: int
+    beam_width: int
+    dtype: str
+    self_attention_bytes: float  # decoder self-attention (rolling buffer on local layers)
+    cross_attention_bytes: float  # encoder-decoder: keys/values of the encoder output, per decoder layer
+    total_bytes: float
+
+
+def kv_cache(
+    config: ArchConfig,
+    *,
+    batch: int = 1,
+    seq_len: int,
+    dtype: str = "bf16",
+    beam_width: int = 1,
+    encoder_len: int | None = None,
+) -> KVCache:
+    """KV-cache bytes for `batch` sequences of `seq_len` cached tokens, each searched with `beam_width`.
+
+    Per layer and sequence: positions x per-position elements x bytes, where positions = seq_len, or
+    min(seq_len, sliding_window) on local layers (the rolling buffer). Beam search keeps one cache per
+    beam. An encoder-decoder also caches cross-attention keys and values over `encoder_len` encoder
+    positions (default seq_len) in every decoder layer, once per sequence and beam (as Hugging Face
+    generate() expands them).
+    """
+    for name, value in (("batch", batch), ("seq_len", seq_len), ("beam_width", beam_width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidValueError(f"{name} must be a positive integer, got {value!r}")
+    dtype = canonical_dtype(dtype)
+    per_elem = dtype_bytes(dtype)
+    if config.mla_kv_rank is not None:
+        assert config.mla_rope_dim is not None
+        per_position_layer = config.mla_kv_rank + config.mla_rope_dim
+    else:
+        per_position_layer = config.n_kv_heads * (config.d_head + config.v_head_dim)
+    positions = 0
+    for layer in range(config.n_layers):
+        window = config.sliding_window if config.layer_is_local(layer) else None
+        positions += seq_len if window is None else min(seq_len, window)
+    sequences = batch * beam_width
+    self_bytes = sequences * positions * per_position_layer * per_elem
+    cross_bytes = 0.0
+    if config.is_encoder_decoder:
+        enc = seq_len if encoder_len is None else encoder_len
+        cross_bytes = sequences * config.n_layers * enc * config.n_kv_heads * (config.d_head + config.v_head_dim)
+        cross_bytes *= per_elem
+    return KVCache(batch, seq_len, beam_width, dtype, self_bytes, cross_bytes, self_bytes + cross_bytes)
