@@ -18,6 +18,10 @@ COLUMN_SETS: dict[str, tuple[str, ...]] = {
         "name", "params_total", "params_active", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head",
         "d_ff", "vocab_size", "max_seq_len", "attention", "position", "mlp",
     ),
+    "inference": (
+        "name", "params_total", "params_active", "attention", "seq_len", "flops_per_token",
+        "kv_cache_bytes_per_token", "kv_cache_bytes", "weights_bytes",
+    ),
     # The course's LLaMA table: sizes, tokens, context, global batch, position embedding, attention,
     # dimension, heads, layers, learning rate, optimizer, activation.
     "course": (
@@ -31,12 +35,28 @@ COLUMN_SETS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def model_record(config: ArchConfig) -> dict[str, Any]:
+#: Workload defaults of `compare` (stated in every record: seq_len, batch, dtype).
+DEFAULT_SEQ_LEN = 2048
+DEFAULT_BATCH = 1
+DEFAULT_DTYPE = "bf16"
+
+
+def model_record(
+    config: ArchConfig, *, seq_len: int = DEFAULT_SEQ_LEN, batch: int = DEFAULT_BATCH, dtype: str = DEFAULT_DTYPE
+) -> dict[str, Any]:
     """Every number `llmarch compare` shows for one architecture, as plain JSON-ready data.
 
     Parameter fields are exact counts (see `llmarch.params.count_params`); `params_active` equals
     `params_total` for dense models. `breakdown` holds the per-component leaves, `groups` their sums.
+    Workload fields: `flops_per_token` is the causal forward pass at `seq_len` (llmarch.flops),
+    `kv_cache_bytes` is for `batch` sequences of `seq_len` tokens in `dtype`, `weights_bytes` the weights
+    in `dtype` (llmarch.memory).
     """
+    from llmarch.flops import forward_flops
+    from llmarch.memory import kv_cache, kv_cache_bytes_per_token, weights_bytes
+    from llmarch.units import canonical_dtype
+
+    dtype = canonical_dtype(dtype)
     counts = count_params(config)
     groups = counts.groups
     training = config.training
@@ -74,6 +94,13 @@ def model_record(config: ArchConfig) -> dict[str, Any]:
         "n_shared_experts": config.n_shared_experts,
         "d_ff_expert": config.d_ff_expert,
         "mla_kv_rank": config.mla_kv_rank,
+        "seq_len": seq_len,
+        "batch": batch,
+        "dtype": dtype,
+        "flops_per_token": forward_flops(config, seq_len).total,
+        "kv_cache_bytes_per_token": kv_cache_bytes_per_token(config, dtype),
+        "kv_cache_bytes": kv_cache(config, batch=batch, seq_len=seq_len, dtype=dtype).total_bytes,
+        "weights_bytes": weights_bytes(config, dtype),
         "training_tokens": training.tokens,
         "global_batch_tokens": training.global_batch_tokens,
         "learning_rate": training.learning_rate,
@@ -86,16 +113,16 @@ def model_record(config: ArchConfig) -> dict[str, Any]:
     }
 
 
-def compare(configs: list[ArchConfig]) -> list[dict[str, Any]]:
-    """Comparison records for `configs`, in the order given."""
-    return [model_record(c) for c in configs]
+def compare(configs: list[ArchConfig], **workload: Any) -> list[dict[str, Any]]:
+    """Comparison records for `configs`, in the order given (workload: seq_len, batch, dtype)."""
+    return [model_record(c, **workload) for c in configs]
 
 
-def compare_frame(configs: list[ArchConfig]) -> pandas.DataFrame:
+def compare_frame(configs: list[ArchConfig], **workload: Any) -> pandas.DataFrame:
     """The comparison as a pandas DataFrame, one row per model (nested breakdowns flattened)."""
     import pandas
 
-    return pandas.json_normalize(compare(configs), sep=".")
+    return pandas.json_normalize(compare(configs, **workload), sep=".")
 
 
 def preset_rows(*, family: str | None = None, attention: str | None = None) -> list[dict[str, Any]]:

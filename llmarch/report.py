@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmarch.errors import InvalidValueError
-from llmarch.units import format_count
+from llmarch.units import format_bytes, format_count
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -44,9 +44,13 @@ LABELS: dict[str, str] = {
     "reference_params": "published",
     "reference_exact": "exact ref.",
     "mlp": "activation",
+    "flops_per_token": "FLOPs/token",
+    "kv_cache_bytes_per_token": "KV/token",
+    "kv_cache_bytes": "KV cache",
+    "weights_bytes": "weights",
 }
 
-_COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_params", "vocab_size")
+_COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_params", "vocab_size", "flops_")
 
 
 def environment() -> dict[str, str]:
@@ -73,6 +77,10 @@ def format_cell(key: str, value: Any) -> str:
         return "yes" if value else "no"
     if key == "learning_rate" and isinstance(value, (int, float)):
         return f"{value:.1e}"
+    if isinstance(value, (int, float)) and key.endswith("_bytes"):
+        return format_bytes(value)
+    if isinstance(value, (int, float)) and key.endswith("_bytes_per_token"):
+        return format_bytes(value)
     if isinstance(value, (int, float)) and key.startswith(_COUNT_KEYS):
         return format_count(value)
     if isinstance(value, float):

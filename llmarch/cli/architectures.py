@@ -71,22 +71,28 @@ def compare_command(
     columns: Annotated[
         str,
         typer.Option(
-            help="Table columns: a named set (default, course, params) or a comma list of record keys. "
+            help="Table columns: a named set (default, course, params, inference) or a comma list of record keys. "
             "JSON and CSV always carry every field."
         ),
     ] = "default",
+    seq_len: Annotated[
+        int, typer.Option(min=1, help="Context length for flops_per_token and kv_cache_bytes (tokens).")
+    ] = 2048,
+    batch: Annotated[int, typer.Option(min=1, help="Sequences in the KV cache (kv_cache_bytes).")] = 1,
+    dtype: Annotated[str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")] = (
+        "bf16"
+    ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
-    """Compare architectures side by side: parameters (exact, with breakdown), shapes and training facts."""
+    """Compare architectures side by side: parameters (exact, with breakdown), shapes, FLOPs, KV cache, training
+    facts. Column sets: default, course (the course's LLaMA table), params, inference."""
     from llmarch import compare, presets, report
 
     specs = resolve_specs(presets_, all_presets)
-    records = compare.compare(presets.load_many(specs))
+    records = compare.compare(presets.load_many(specs), seq_len=seq_len, batch=batch, dtype=dtype)
     if columns in compare.COLUMN_SETS:
         cols = list(compare.COLUMN_SETS[columns])
     else:
         cols = report.select_columns(records, [c.strip() for c in columns.split(",") if c.strip()])
     render(records, cols, fmt=fmt, output=output, json_key="models")
-
-
