@@ -8,7 +8,6 @@ the single place where a mapping becomes a config; the dataclass itself always h
 """
 
 import dataclasses
-import difflib
 import functools
 import math
 import types
@@ -171,7 +170,12 @@ class ArchConfig:
 
     @property
     def n_local_layers(self) -> int:
-        return sum(self.layer_is_local(i) for i in range(self.n_layers))
+        """Decoder layers that use the sliding window (the rest attend globally)."""
+        if self.sliding_window is None:
+            return 0
+        if self.global_every is None:
+            return self.n_layers
+        return self.n_layers - self.n_layers // self.global_every
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -184,6 +188,8 @@ class ArchConfig:
         data = dict(data)
         unknown = [k for k in data if k not in _FIELDS]
         if unknown:
+            import difflib
+
             key = unknown[0]
             close = difflib.get_close_matches(key, list(_FIELDS), n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else "; see 'llmarch show --fields' for the schema"
@@ -411,6 +417,8 @@ def _build(cls: type, data: dict[str, Any], *, origin: str | None, prefix: str =
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in names:
+            import difflib
+
             close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
             raise InvalidConfigError(f"unknown field{hint}", origin=origin, field=prefix + key)

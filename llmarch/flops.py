@@ -70,11 +70,12 @@ def attention_flops_per_token(config: ArchConfig, seq_len: int, *, causal: bool 
     the causal mask.
     """
     per_key = 2.0 * config.n_heads * (config.d_head + config.v_head_dim)
-    total = 0.0
-    for layer in range(config.n_layers):
-        window = config.sliding_window if config.layer_is_local(layer) else None
-        total += per_key * mean_attended_keys(seq_len, window=window, causal=causal)
-    return total
+    n_local = config.n_local_layers
+    n_global = config.n_layers - n_local
+    keys = n_global * mean_attended_keys(seq_len, causal=causal)
+    if n_local:
+        keys += n_local * mean_attended_keys(seq_len, window=config.sliding_window, causal=causal)
+    return per_key * keys
 
 
 @dataclass(frozen=True)

@@ -93,10 +93,12 @@ def kv_cache(
         per_position_layer = config.mla_kv_rank + config.mla_rope_dim
     else:
         per_position_layer = config.n_kv_heads * (config.d_head + config.v_head_dim)
-    positions = 0
-    for layer in range(config.n_layers):
-        window = config.sliding_window if config.layer_is_local(layer) else None
-        positions += seq_len if window is None else min(seq_len, window)
+    n_local = config.n_local_layers
+    # Summed over layers: global layers keep every position, local ones a rolling buffer of the window.
+    positions = (config.n_layers - n_local) * seq_len
+    if n_local:
+        assert config.sliding_window is not None
+        positions += n_local * min(seq_len, config.sliding_window)
     sequences = batch * beam_width
     self_bytes = sequences * positions * per_position_layer * per_elem
     cross_bytes = 0.0

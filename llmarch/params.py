@@ -8,6 +8,7 @@ checkpoints' own counts and against the reference PyTorch model.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -117,6 +118,7 @@ def layer_norm_params(config: ArchConfig, *, cross_attention: bool = False) -> i
     return total
 
 
+@functools.lru_cache(maxsize=1024)
 def count_params(config: ArchConfig) -> ParamCount:
     """Exact parameter counts of `config`, total and per component (see ParamCount)."""
     d, v = config.d_model, config.vocab_size

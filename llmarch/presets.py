@@ -94,7 +94,95 @@ def suggest_names(name: str, names: list[str]) -> list[str]:
     return [squashed[c] for c in close]
 
 
+CACHE_ENV = "LLMARCH_CACHE_DIR"
+_CACHE_FILE = "parsed-presets-v1.json"
+
+
+class _ParseCache:
+    """Parsed preset files, keyed by path and (mtime, size), kept as JSON between runs.
+
+    Parsing YAML costs about 1 ms a file even with libyaml, more than everything else `llmarch compare
+    --all` does; the cache makes a repeated run read one JSON file instead. It holds parse results only
+    (validation always runs), is rewritten atomically, and is ignored if unreadable. LLMARCH_CACHE_DIR
+    moves it (default: $XDG_CACHE_HOME/llmarch or ~/.cache/llmarch); set it to an empty string to disable.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list[Any]] | None = None
+        self.dirty = False
+
+    def _path(self) -> Path | None:
+        folder = os.environ.get(CACHE_ENV)
+        if folder is None:
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+            folder = os.path.join(base, "llmarch")
+        return Path(folder) / _CACHE_FILE if folder else None
+
+    def _load(self) -> dict[str, list[Any]]:
+        if self.entries is None:
+            self.entries = {}
+            path = self._path()
+            if path is not None:
+                try:
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                    if isinstance(data, dict):
+                        self.entries = data
+                except (OSError, ValueError):
+                    pass
+        return self.entries
+
+    def get(self, path: Path, stamp: list[int]) -> dict[str, Any] | None:
+        entry = self._load().get(str(path))
+        if entry and entry[0] == stamp and isinstance(entry[1], dict):
+            return entry[1]
+        return None
+
+    def put(self, path: Path, stamp: list[int], data: dict[str, Any]) -> None:
+        self._load()[str(path)] = [stamp, data]
+        self.dirty = True
+
+    def flush(self) -> None:
+        """Write the cache if anything was added (best effort: a read-only home only costs speed)."""
+        target = self._path()
+        if not self.dirty or target is None or self.entries is None:
+            return
+        self.dirty = False
+        try:
+            from llmarch.report import write_atomic
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, json.dumps(self.entries))
+        except (OSError, ValueError):
+            pass
+
+
+_cache = _ParseCache()
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise InvalidConfigError(f"cannot read file: {exc.strerror}", origin=str(path)) from None
+    stamp = [info.st_mtime_ns, info.st_size]
+    cached = _cache.get(path, stamp)
+    if cached is not None:
+        return dict(cached)
+    data = _parse_yaml(path)
+    if _json_safe(data):
+        _cache.put(path, stamp, data)
+    return dict(data)
+
+
+def _json_safe(data: Any) -> bool:
+    """Whether `data` survives a JSON round trip unchanged (YAML dates, for one, do not)."""
+    try:
+        return json.loads(json.dumps(data)) == data
+    except (TypeError, ValueError):
+        return False
+
+
+def _parse_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
@@ -251,9 +339,11 @@ def _hf_to_raw(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
 
 def load(spec: str) -> ArchConfig:
     """Load a preset by name, file path or config.json path, with optional ':field=value' overrides."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise InvalidConfigError("empty preset name; run 'llmarch presets' to list them")
-    return _load_cached(spec.strip(), os.environ.get(PRESET_PATH_ENV, ""))
+    _checked([spec])
+    try:
+        return _load_cached(spec.strip(), os.environ.get(PRESET_PATH_ENV, ""))
+    finally:
+        _cache.flush()
 
 
 @functools.lru_cache(maxsize=256)
@@ -266,9 +356,20 @@ def _load_cached(spec: str, _preset_path: str) -> ArchConfig:
 
 
 def load_many(specs: list[str]) -> list[ArchConfig]:
-    return [load(s) for s in specs]
+    """Load several specs (see `load`), in order."""
+    try:
+        return [_load_cached(s.strip(), os.environ.get(PRESET_PATH_ENV, "")) for s in _checked(specs)]
+    finally:
+        _cache.flush()
+
+
+def _checked(specs: list[str]) -> list[str]:
+    for spec in specs:
+        if not isinstance(spec, str) or not spec.strip():
+            raise InvalidConfigError("empty preset name; run 'llmarch presets' to list them")
+    return specs
 
 
 def load_all() -> list[ArchConfig]:
     """Every preset reachable by name, sorted by name."""
-    return [load(n) for n in preset_names()]
+    return load_many(preset_names())

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +53,13 @@ _COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_p
 
 def environment() -> dict[str, str]:
     """Where a result was computed (carried by every JSON document)."""
-    return {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()}
+    # os.uname, not platform.platform(): the latter runs `uname -p` in a subprocess on Linux.
+    uname = os.uname()
+    return {
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
+        "platform": f"{uname.sysname}-{uname.release}",
+        "machine": uname.machine,
+    }
 
 
 def envelope(key: str, records: Any, **extra: Any) -> dict[str, Any]:
@@ -161,6 +165,8 @@ def write_atomic(path: str | Path, text: str) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise InvalidValueError(f"--output: folder {str(folder)!r} does not exist")
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:

@@ -10,6 +10,8 @@ Runs each command N times, interleaved, and reports medians and the ratio.
 from __future__ import annotations
 
 import argparse
+import compileall
+import os
 import statistics
 import subprocess
 import sys
@@ -18,14 +20,22 @@ import time
 
 def time_command(argv: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - start
+
+
+# Compare like with like: typer and rich run from the bytecode pip compiled at install time, so llmarch
+# must too (some environments set PYTHONDONTWRITEBYTECODE, which would make llmarch recompile each run).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
+    import llmarch
+
+    compileall.compile_dir(os.path.dirname(llmarch.__file__), quiet=1)
     baseline_cmd = [sys.executable, "-c", "import typer, rich"]
     llmarch_cmd = [sys.executable, "-m", "llmarch", "compare", "--all", "--format", "json"]
     table_cmd = [sys.executable, "-m", "llmarch", "compare", "--all"]

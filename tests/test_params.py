@@ -78,6 +78,10 @@ def test_local_global_layers() -> None:
     assert [config.layer_is_local(i) for i in range(6)] == [True, False] * 3
     assert config.n_local_layers == 3
     assert tiny(sliding_window=32).n_local_layers == 2
+    for n_layers in range(1, 9):
+        for every in range(1, 5):
+            config = tiny(n_layers=n_layers, sliding_window=8, global_every=every)
+            assert config.n_local_layers == sum(config.layer_is_local(i) for i in range(n_layers))
 
 
 # -- properties over random valid configurations -----------------------------------------------------------
