@@ -3,7 +3,10 @@
 One module per command group; each registers its commands on the shared Typer `app` when imported.
 """
 
-from llmarch.cli import architectures  # noqa: F401  (registers presets, show, compare)
+from llmarch.cli import (  # noqa: F401  (each module registers its commands)
+    architectures,
+    cost,
+)
 from llmarch.cli._app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,240 @@
+"""Commands about training cost: `llmarch estimate-cost`, `llmarch gpus`, `llmarch regions`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from llmarch.cli._app import (
+    EXIT_THRESHOLD,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    app,
+    handle_errors,
+    render,
+)
+
+
+class RecomputeChoice(StrEnum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+class FlopsMethod(StrEnum):
+    exact = "exact"
+    six_nd = "6nd"
+
+
+def _count(value: float | None, *, prefix: str = "", unit: str = "") -> str | None:
+    from llmarch.units import format_count
+
+    return None if value is None else f"{prefix}{format_count(value)}{unit}"
+
+
+def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table cells for people: counts with suffixes, tonnes for CO2e (JSON and CSV keep raw numbers)."""
+    rows = []
+    for record in records:
+        a = record["assumptions"]
+        co2e = record["co2e_kg"]
+        rows.append(
+            {
+                "name": record["name"],
+                "tokens": _count(a.get("tokens")),
+                "gpu": a.get("gpu"),
+                "n_gpus": a.get("n_gpus"),
+                "mfu": a.get("mfu"),
+                "training_flops": None if record["training_flops"] is None else f"{record['training_flops']:.3g}",
+                "gpu_hours": _count(record["gpu_hours"]),
+                "days": _count(record["wall_clock_days"]),
+                "cost": _count(record["cost_usd"], prefix="$"),
+                "energy": _count(record["energy_kwh"], unit=" kWh"),
+                "co2e": None if co2e is None else f"{co2e / 1000:.4g} t",
+            }
+        )
+    return rows
+
+
+@app.command("estimate-cost")
+@handle_errors
+def estimate_cost_command(
+    presets_: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="PRESET...", help="Preset names or files to estimate side by side."),
+    ] = None,
+    tokens: Annotated[
+        str | None,
+        typer.Option(
+            help="Training tokens (2T, 1.4e12) or 'chinchilla' (20 per parameter). Default: the "
+            "preset's published count."
+        ),
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="Accelerator from 'llmarch gpus', e.g. a100-80gb, h100-sxm.")] = None,
+    n_gpus: Annotated[int | None, typer.Option(help="Number of devices (wall-clock only). Default 1.")] = None,
+    mfu: Annotated[
+        float | None, typer.Option(help="Model FLOPs utilisation, a fraction in (0, 1]. Default 0.4.")
+    ] = None,
+    price_per_gpu_hour: Annotated[
+        float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
+    ] = None,
+    pue: Annotated[float | None, typer.Option(help="Data-centre power usage effectiveness. Default 1.1.")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="Grid region: ISO-3 country (fra), US state (us-ca), cloud region (gcp:us-central1), "
+            "or us/world. Default us (0.385 kg/kWh). See 'llmarch regions'."
+        ),
+    ] = None,
+    grid_intensity: Annotated[
+        float | None, typer.Option(help="Grid carbon intensity in kg CO2e per kWh (instead of --region).")
+    ] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help="Training context length. Default: the preset's training or max context.")
+    ] = None,
+    recompute: Annotated[
+        RecomputeChoice, typer.Option(help="Activation recomputation counted in the FLOPs.")
+    ] = RecomputeChoice.none,
+    flops_method: Annotated[
+        FlopsMethod, typer.Option(help="exact (llmarch's per-token count) or 6nd (6 x params x tokens).")
+    ] = FlopsMethod.exact,
+    dtype: Annotated[str | None, typer.Option(help="Compute dtype whose dense peak is used. Default bf16.")] = None,
+    power_w: Annotated[
+        float | None, typer.Option(help="Power per device in W. Default: the catalog's (usually the TDP).")
+    ] = None,
+    gpu_hours: Annotated[
+        float | None,
+        typer.Option(
+            help="Measured GPU-hours: a footprint without presets (with --power-w or --gpu, --pue, "
+            "--region or --grid-intensity)."
+        ),
+    ] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Budget in USD: exit 3 when exceeded.")] = None,
+    max_co2e: Annotated[float | None, typer.Option(help="Budget in kg CO2e: exit 3 when exceeded.")] = None,
+    max_days: Annotated[float | None, typer.Option(help="Budget in wall-clock days: exit 3 when exceeded.")] = None,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """Estimate training time, cost, energy and CO2e of presets on an accelerator (or of measured GPU-hours)."""
+    from llmarch import cost, presets
+    from llmarch.units import format_count
+
+    if gpu_hours is not None:
+        if presets_:
+            raise typer.BadParameter("--gpu-hours gives a measured footprint; leave out the presets")
+        given = {"--tokens": tokens, "--mfu": mfu, "--seq-len": seq_len, "--dtype": dtype}
+        given["--recompute"] = None if recompute is RecomputeChoice.none else recompute
+        given["--flops-method"] = None if flops_method is FlopsMethod.exact else flops_method
+        unused = [option for option, value in given.items() if value is not None]
+        if unused:
+            raise typer.BadParameter(f"{', '.join(unused)} only apply to presets, not to --gpu-hours")
+        estimates = [
+            cost.footprint(
+                gpu_hours,
+                power_w=power_w,
+                pue=pue,
+                region=region,
+                grid_kg_co2e_per_kwh=grid_intensity,
+                gpu=gpu,
+                usd_per_gpu_hour=price_per_gpu_hour,
+                n_gpus=n_gpus,
+            )
+        ]
+    else:
+        if not presets_:
+            raise typer.BadParameter("name at least one preset (see 'llmarch presets'), or pass --gpu-hours")
+        if gpu is None:
+            raise typer.BadParameter("pass --gpu (see 'llmarch gpus')")
+        estimates = [
+            cost.estimate_training_cost(
+                config,
+                gpu,
+                tokens=tokens,
+                n_gpus=n_gpus,
+                mfu=mfu,
+                dtype=dtype,
+                seq_len=seq_len,
+                recompute=recompute.value,  # type: ignore[arg-type]
+                flops_method=flops_method.value,
+                usd_per_gpu_hour=price_per_gpu_hour,
+                power_w=power_w,
+                pue=pue,
+                region=region,
+                grid_kg_co2e_per_kwh=grid_intensity,
+            )
+            for config in presets.load_many(presets_)
+        ]
+    exceeded = cost.check_budgets(estimates, max_cost_usd=max_cost, max_co2e_kg=max_co2e, max_days=max_days)
+    records = [e.to_record() for e in estimates]
+    if fmt in (OutputFormat.json, OutputFormat.csv):
+        render(records, [], fmt=fmt, output=output, json_key="estimates")
+    else:
+        rows = _estimate_rows(records)
+        render(rows, list(rows[0]), fmt=fmt, output=output, json_key="estimates", title="training cost estimate")
+    units = {"--max-cost": ("$", ""), "--max-co2e": ("", " kg CO2e"), "--max-days": ("", " days")}
+    for over in exceeded:
+        prefix, unit = units[over.option]
+        typer.echo(
+            f"budget exceeded: {over.name}: {prefix}{format_count(over.value)}{unit} > {over.option} "
+            f"{prefix}{format_count(over.limit)}{unit}",
+            err=True,
+        )
+    if exceeded:
+        raise typer.Exit(EXIT_THRESHOLD)
+
+
+@app.command("gpus")
+@handle_errors
+def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = None) -> None:
+    """List the accelerator catalog: dense peak FLOP/s per dtype, memory, power, default price and source."""
+    from llmarch.hardware import catalog_records
+
+    records = catalog_records()
+    if fmt in (OutputFormat.json, OutputFormat.csv):
+        render(records, [], fmt=fmt, output=output, json_key="gpus")
+        return
+    rows = [
+        {
+            "gpu": r["name"],
+            "model": r["display_name"],
+            "bf16 TFLOP/s": _tflops(r["peak_flop_per_s"].get("bf16")),
+            "fp16": _tflops(r["peak_flop_per_s"].get("fp16")),
+            "fp8": _tflops(r["peak_flop_per_s"].get("fp8")),
+            "memory": f"{r['memory_bytes'] / 1e9:g} GB",  # decimal GB, as marketed
+            "power W": r["power_w"],
+            "$/GPU-h": None if r["usd_per_gpu_hour"] is None else f"{r['usd_per_gpu_hour']:g} ({r['price_as_of']})",
+            "source": r["source"],
+        }
+        for r in records
+    ]
+    title = f"{len(rows)} accelerators (dense peaks, never 2:4-sparse)"
+    render(rows, list(rows[0]), fmt=fmt, output=output, json_key="gpus", title=title)
+
+
+def _tflops(value: float | None) -> str | None:
+    return None if value is None else f"{value / 1e12:g}"
+
+
+@app.command("regions")
+@handle_errors
+def regions_command(
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind: country, us-state, cloud-region, bidding-zone, alias.")
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """List the grid carbon intensities --region accepts, with year and source."""
+    from llmarch.hardware import region_records
+
+    records = region_records(kind=kind)
+    if fmt in (OutputFormat.json, OutputFormat.csv):
+        render(records, [], fmt=fmt, output=output, json_key="regions")
+        return
+    keys = {"region": "region", "kind": "kind", "description": "name", "kg CO2e/kWh": "kg_co2e_per_kwh",
+            "year": "year", "source": "source"}  # fmt: skip
+    rows = [{label: r[key] for label, key in keys.items()} for r in records]
+    render(rows, list(keys), fmt=fmt, output=output, json_key="regions", title=f"{len(rows)} grid regions")

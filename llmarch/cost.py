@@ -1,0 +1,476 @@
+"""Training cost: FLOPs -> GPU-hours and wall-clock time -> dollars, energy and carbon.
+
+Each formula is one small function with its source; `estimate_training_cost` chains them for one
+architecture and `footprint` starts from measured GPU-hours instead. Both return a frozen
+`CostEstimate` whose `assumptions` list every input and every default that was used, so that a reader
+can redo the arithmetic. Hardware numbers come from the catalog (llmarch.hardware), never from here.
+
+The chain (Patterson et al. 2021, arXiv:2104.10350, section 2; Touvron et al. 2023, arXiv:2302.13971,
+section 6):
+
+    training FLOPs  = FLOPs per token x tokens              (llmarch.flops; or 6 N D)
+    GPU-seconds     = training FLOPs / (peak FLOP/s x MFU)
+    wall-clock s    = GPU-seconds / number of devices       (perfect scaling, no restarts)
+    cost (USD)      = GPU-hours x price per GPU-hour
+    energy (kWh)    = GPU-hours x power (kW) x PUE
+    CO2e (kg)       = energy (kWh) x grid intensity (kg CO2e / kWh)
+
+What is left out: failed runs, restarts, evaluation and checkpoint pauses (the published GPU-hours of
+large runs include them, which is one reason a prediction at the run's MFU comes out low); CPU, network
+and storage power beyond what the PUE covers; and the embodied carbon of making the hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from llmarch.config import ArchConfig
+from llmarch.errors import InvalidValueError
+from llmarch.flops import RECOMPUTE_MODES, Recompute, chinchilla_tokens, six_nd, training_flops_per_token
+from llmarch.hardware import (
+    Accelerator,
+    GridIntensity,
+    accelerator,
+    canonical_peak_dtype,
+    default_price,
+    grid_intensity,
+)
+from llmarch.params import count_params
+from llmarch.units import parse_count
+
+FLOPS_METHODS: tuple[str, ...] = ("exact", "6nd")
+
+# Defaults, each recorded in an estimate's assumptions when used.
+DEFAULT_MFU = 0.4  # a well-tuned large dense run on A100/H100 reaches 0.4-0.5 (LLaMA-65B: ~0.48, see tests)
+DEFAULT_PUE = 1.1  # the PUE LLaMA and Llama 2 used (Touvron et al. 2023, Table 15)
+DEFAULT_REGION = "us"  # 0.385 kg CO2e/kWh, the US average LLaMA and Llama 2 used
+DEFAULT_DTYPE = "bf16"
+DEFAULT_N_GPUS = 1
+
+SECONDS_PER_HOUR = 3600.0
+SECONDS_PER_DAY = 86400.0
+
+
+# -- input checks ------------------------------------------------------------------------------------------
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_mfu(mfu: float) -> float:
+    value = _number("--mfu", mfu)
+    if not 0 < value <= 1:
+        raise InvalidValueError(f"--mfu must be a fraction in (0, 1] (0.4 = 40%), got {mfu!r}")
+    return value
+
+
+def _check_positive(name: str, value: float) -> float:
+    number = _number(name, value)
+    if number <= 0:
+        raise InvalidValueError(f"{name} must be positive, got {value!r}")
+    return number
+
+
+def _check_non_negative(name: str, value: float) -> float:
+    number = _number(name, value)
+    if number < 0:
+        raise InvalidValueError(f"{name} must not be negative, got {value!r}")
+    return number
+
+
+def _check_pue(pue: float) -> float:
+    value = _number("--pue", pue)
+    if value < 1:
+        raise InvalidValueError(f"--pue is facility energy over IT energy and cannot be below 1, got {pue!r}")
+    return value
+
+
+def _check_n_gpus(n_gpus: int) -> int:
+    if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 1:
+        raise InvalidValueError(f"--n-gpus must be a positive integer, got {n_gpus!r}")
+    return n_gpus
+
+
+# -- the formulas --------------------------------------------------------------------------------------------
+
+
+def resolve_tokens(config: ArchConfig, tokens: str | float | None) -> tuple[float, str]:
+    """Training tokens and where they come from: given, "chinchilla", or the preset's published count.
+
+    "chinchilla" is ~20 tokens per parameter (Hoffmann et al. 2022, arXiv:2203.15556; llmarch.flops.
+    chinchilla_tokens). None means the preset's `training.tokens`; a preset without one is an error.
+    """
+    if tokens is None:
+        if config.training.tokens is None:
+            raise InvalidValueError(
+                f"{config.name} has no published training tokens; pass --tokens (a count like 2T, or chinchilla)"
+            )
+        return float(config.training.tokens), "published (preset training.tokens)"
+    if isinstance(tokens, str) and tokens.strip().lower() == "chinchilla":
+        return chinchilla_tokens(config), "chinchilla (20 tokens per parameter, Hoffmann et al. 2022)"
+    if isinstance(tokens, str) and tokens.strip().startswith("-"):
+        raise InvalidValueError(f"--tokens must be positive, got {tokens!r}")
+    value = parse_count(tokens, what="--tokens")
+    if value <= 0:
+        raise InvalidValueError(f"--tokens must be positive, got {tokens!r}")
+    return value, "given"
+
+
+def training_flops(
+    config: ArchConfig, tokens: float, *, seq_len: int, recompute: Recompute = "none", method: str = "exact"
+) -> float:
+    """Training FLOPs for `tokens` tokens at context `seq_len` (2 FLOPs per multiply-add).
+
+    "exact": llmarch.flops.training_flops_per_token x tokens (weight matmuls, the causal attention term
+    and the LM head, x3 for forward + backward, plus the chosen recomputation). "6nd": 6 N D with N the
+    active parameters per token (= total for dense models; Kaplan et al. 2020, arXiv:2001.08361), which
+    leaves out attention and recomputation.
+    """
+    tokens = _check_positive("--tokens", tokens)
+    if method == "exact":
+        return training_flops_per_token(config, seq_len, recompute=recompute) * tokens
+    if method == "6nd":
+        if recompute != "none":
+            raise InvalidValueError("--recompute only applies to --flops-method exact (6ND counts no recomputation)")
+        return six_nd(count_params(config).active, tokens)
+    raise InvalidValueError(f"--flops-method must be one of {', '.join(FLOPS_METHODS)}, got {method!r}")
+
+
+def gpu_hours_from_flops(flops: float, peak_flop_per_s: float, mfu: float) -> float:
+    """Device-hours to execute `flops` at a utilisation `mfu` of a device's peak: F / (peak x MFU) / 3600.
+
+    MFU is the fraction of the dense peak the run sustains (Chowdhery et al. 2022, arXiv:2204.02311,
+    appendix B). The total does not depend on the number of devices (perfect scaling is assumed); this is
+    how a published GPU-hours figure is predicted from FLOPs at the run's MFU.
+    """
+    return (
+        _check_non_negative("flops", flops)
+        / (_check_positive("peak FLOP/s", peak_flop_per_s) * _check_mfu(mfu))
+        / SECONDS_PER_HOUR
+    )
+
+
+def wall_clock_s(flops: float, n_gpus: int, peak_flop_per_s: float, mfu: float) -> float:
+    """Wall-clock seconds on `n_gpus` devices: F / (n x peak x MFU), assuming perfect scaling."""
+    return gpu_hours_from_flops(flops, peak_flop_per_s, mfu) * SECONDS_PER_HOUR / _check_n_gpus(n_gpus)
+
+
+def energy_kwh(gpu_hours: float, power_w: float, pue: float) -> float:
+    """Facility energy in kWh: GPU-hours x power (kW) x PUE.
+
+    Power is per device, usually the TDP (an upper bound on what a busy device draws); PUE (power usage
+    effectiveness) scales IT energy up to the whole facility. LLaMA's formula (Touvron et al. 2023,
+    arXiv:2302.13971, section 6: Wh = GPU-h x GPU power x PUE, with 400 W per A100-80GB and PUE 1.1), after
+    Wu et al. 2022 (arXiv:2111.00364).
+    """
+    return (
+        _check_non_negative("--gpu-hours", gpu_hours) * _check_positive("--power-w", power_w) / 1000.0 * _check_pue(pue)
+    )
+
+
+def co2e_kg(energy: float, kg_co2e_per_kwh: float) -> float:
+    """Operational emissions in kg CO2e: energy (kWh) x grid intensity (kg CO2e / kWh), location-based.
+
+    LLaMA: tCO2eq = MWh x 0.385 (Touvron et al. 2023, arXiv:2302.13971, section 6 and Table 15).
+    """
+    return _check_non_negative("energy", energy) * _check_non_negative("--grid-intensity", kg_co2e_per_kwh)
+
+
+def cost_usd(gpu_hours: float, usd_per_gpu_hour: float) -> float:
+    """Rental cost in USD: GPU-hours x price per GPU-hour (on demand; no discounts, storage or egress)."""
+    return _check_non_negative("--gpu-hours", gpu_hours) * _check_non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
+
+
+# -- estimates ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Cost, energy and carbon of one training run, in SI-style units (None = an input was missing).
+
+    `assumptions` records every input and default used; `assumptions["defaults"]` names the ones that
+    were defaults rather than given.
+    """
+
+    name: str
+    training_flops: float | None  # None for a footprint from measured GPU-hours
+    gpu_hours: float
+    wall_clock_s: float | None  # None when the number of devices is unknown
+    cost_usd: float | None  # None without a price
+    energy_kwh: float | None  # None without a power figure
+    co2e_kg: float | None
+    assumptions: Mapping[str, Any]
+
+    @property
+    def wall_clock_days(self) -> float | None:
+        return None if self.wall_clock_s is None else self.wall_clock_s / SECONDS_PER_DAY
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain-data view: the `estimates` rows of `llmarch estimate-cost --format json`."""
+        return {
+            "name": self.name,
+            "training_flops": self.training_flops,
+            "gpu_hours": self.gpu_hours,
+            "wall_clock_days": self.wall_clock_days,
+            "cost_usd": self.cost_usd,
+            "energy_kwh": self.energy_kwh,
+            "co2e_kg": self.co2e_kg,
+            "assumptions": dict(self.assumptions),
+        }
+
+
+def _resolve_grid(region: str | None, kg_co2e_per_kwh: float | None, defaults: list[str]) -> dict[str, Any]:
+    if region is not None and kg_co2e_per_kwh is not None:
+        raise InvalidValueError("give --region or --grid-intensity, not both")
+    if kg_co2e_per_kwh is not None:
+        value = _check_non_negative("--grid-intensity", kg_co2e_per_kwh)
+        return {"grid_region": None, "grid_kg_co2e_per_kwh": value, "grid_year": None, "grid_source": "given"}
+    if region is None:
+        region = DEFAULT_REGION
+        defaults.append("grid_region")
+    grid: GridIntensity = grid_intensity(region)
+    return {
+        "grid_region": grid.region,
+        "grid_kg_co2e_per_kwh": grid.kg_co2e_per_kwh,
+        "grid_year": grid.year,
+        "grid_source": grid.source,
+    }
+
+
+def _resolve_power(gpu: Accelerator | None, power_w: float | None) -> dict[str, Any]:
+    if power_w is not None:
+        return {"power_w": _check_positive("--power-w", power_w), "power_source": "given"}
+    if gpu is not None and gpu.power_w is not None:
+        return {"power_w": gpu.power_w, "power_source": f"catalog ({gpu.power_basis})"}
+    missing = f"none published for {gpu.name}" if gpu is not None else "no --gpu"
+    return {"power_w": None, "power_source": f"unknown ({missing}); pass --power-w for energy and CO2e"}
+
+
+def _resolve_price(gpu: Accelerator | None, usd_per_gpu_hour: float | None) -> dict[str, Any]:
+    if usd_per_gpu_hour is not None:
+        price = _check_non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
+        return {"usd_per_gpu_hour": price, "price_source": "given"}
+    default = default_price(gpu.name) if gpu is not None else None
+    if default is None:
+        missing = f"no default price for {gpu.name}" if gpu is not None else "no --gpu"
+        return {"usd_per_gpu_hour": None, "price_source": f"unknown ({missing}); pass --price-per-gpu-hour"}
+    return {
+        "usd_per_gpu_hour": default.usd_per_gpu_hour,
+        "price_source": f"default on-demand price as of {default.as_of} ({default.source}); not a quote",
+    }
+
+
+def _energy_and_carbon(gpu_hours: float, power: dict[str, Any], pue: float, grid: dict[str, Any]) -> tuple[Any, Any]:
+    if power["power_w"] is None:
+        return None, None
+    energy = energy_kwh(gpu_hours, power["power_w"], pue)
+    return energy, co2e_kg(energy, grid["grid_kg_co2e_per_kwh"])
+
+
+def estimate_training_cost(
+    config: ArchConfig,
+    gpu: str | Accelerator,
+    *,
+    tokens: str | float | None = None,
+    n_gpus: int | None = None,
+    mfu: float | None = None,
+    dtype: str | None = None,
+    seq_len: int | None = None,
+    recompute: Recompute = "none",
+    flops_method: str = "exact",
+    usd_per_gpu_hour: float | None = None,
+    power_w: float | None = None,
+    pue: float | None = None,
+    region: str | None = None,
+    grid_kg_co2e_per_kwh: float | None = None,
+) -> CostEstimate:
+    """Estimate the cost of training `config` on `gpu`: FLOPs, GPU-hours, days, USD, kWh and kg CO2e.
+
+    Defaults (recorded in the result's assumptions): tokens = the preset's published count; one device;
+    MFU 0.4; bf16; the preset's training context (else its max_seq_len); PUE 1.1; region "us" (0.385
+    kg CO2e/kWh); the catalog's power and default price. With recomputation the FLOPs include the
+    recomputed work and `mfu` is then the hardware FLOPs utilisation (HFU; Chowdhery et al. 2022, App. B).
+    """
+    defaults: list[str] = []
+    acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
+    n_tokens, tokens_source = resolve_tokens(config, tokens)
+    if tokens is None:
+        defaults.append("tokens")
+    if n_gpus is None:
+        n_gpus = DEFAULT_N_GPUS
+        defaults.append("n_gpus")
+    n_gpus = _check_n_gpus(n_gpus)
+    if mfu is None:
+        mfu = DEFAULT_MFU
+        defaults.append("mfu")
+    mfu = _check_mfu(mfu)
+    if dtype is None:
+        dtype = DEFAULT_DTYPE
+        defaults.append("dtype")
+    dtype = canonical_peak_dtype(dtype)
+    peak = acc.peak(dtype)
+    if seq_len is None:
+        seq_len = config.training.seq_len or config.max_seq_len
+        seq_source = "preset training.seq_len" if config.training.seq_len else "preset max_seq_len"
+        defaults.append("seq_len")
+    else:
+        seq_source = "given"
+    if recompute not in RECOMPUTE_MODES:
+        raise InvalidValueError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
+    if flops_method not in FLOPS_METHODS:
+        raise InvalidValueError(f"--flops-method must be one of {', '.join(FLOPS_METHODS)}, got {flops_method!r}")
+    if pue is None:
+        pue = DEFAULT_PUE
+        defaults.append("pue")
+    pue = _check_pue(pue)
+    grid = _resolve_grid(region, grid_kg_co2e_per_kwh, defaults)
+    power = _resolve_power(acc, power_w)
+    price = _resolve_price(acc, usd_per_gpu_hour)
+    if power_w is None:
+        defaults.append("power_w")
+    if usd_per_gpu_hour is None:
+        defaults.append("usd_per_gpu_hour")
+
+    flops = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute, method=flops_method)
+    hours = gpu_hours_from_flops(flops, peak, mfu)
+    energy, co2e = _energy_and_carbon(hours, power, pue, grid)
+    assumptions: dict[str, Any] = {
+        "tokens": n_tokens,
+        "tokens_source": tokens_source,
+        "flops_method": flops_method,
+        "flops_per_token": flops / n_tokens,
+        "seq_len": seq_len,
+        "seq_len_source": seq_source,
+        "recompute": recompute,
+        "gpu": acc.name,
+        "gpu_name": acc.display_name,
+        "dtype": dtype,
+        "peak_flop_per_s": peak,
+        "peak_source": acc.source,
+        "n_gpus": n_gpus,
+        "mfu": mfu,
+        "utilization": "mfu" if recompute == "none" else "hfu (recomputed FLOPs included)",
+        **price,
+        **power,
+        "pue": pue,
+        **grid,
+        "scaling": "perfect (GPU-hours independent of n_gpus); no restarts, evaluation or checkpoint pauses",
+        "defaults": defaults,
+    }
+    return CostEstimate(
+        name=config.name,
+        training_flops=flops,
+        gpu_hours=hours,
+        wall_clock_s=wall_clock_s(flops, n_gpus, peak, mfu),
+        cost_usd=None if price["usd_per_gpu_hour"] is None else cost_usd(hours, price["usd_per_gpu_hour"]),
+        energy_kwh=energy,
+        co2e_kg=co2e,
+        assumptions=MappingProxyType(assumptions),
+    )
+
+
+def footprint(
+    gpu_hours: float,
+    *,
+    power_w: float | None = None,
+    pue: float | None = None,
+    region: str | None = None,
+    grid_kg_co2e_per_kwh: float | None = None,
+    gpu: str | Accelerator | None = None,
+    usd_per_gpu_hour: float | None = None,
+    n_gpus: int | None = None,
+    name: str = "measured",
+) -> CostEstimate:
+    """Energy, carbon and cost from measured GPU-hours (no architecture, no FLOPs).
+
+    The same energy and carbon formulas as `estimate_training_cost`, from a published or metered
+    GPU-hours figure: how LLaMA's Table 15 and Llama 2's Table 2 footprints are computed. Power comes
+    from `power_w`, else the catalog row of `gpu`; wall-clock time is given only with `n_gpus`.
+    """
+    defaults: list[str] = []
+    hours = _check_positive("--gpu-hours", gpu_hours)
+    acc = None if gpu is None else (gpu if isinstance(gpu, Accelerator) else accelerator(gpu))
+    if pue is None:
+        pue = DEFAULT_PUE
+        defaults.append("pue")
+    pue = _check_pue(pue)
+    grid = _resolve_grid(region, grid_kg_co2e_per_kwh, defaults)
+    power = _resolve_power(acc, power_w)
+    price = _resolve_price(acc, usd_per_gpu_hour)
+    if power_w is None:
+        defaults.append("power_w")
+    if usd_per_gpu_hour is None:
+        defaults.append("usd_per_gpu_hour")
+    if n_gpus is not None:
+        n_gpus = _check_n_gpus(n_gpus)
+    energy, co2e = _energy_and_carbon(hours, power, pue, grid)
+    assumptions: dict[str, Any] = {
+        "gpu_hours_source": "given (measured or published)",
+        "gpu": None if acc is None else acc.name,
+        "n_gpus": n_gpus,
+        **price,
+        **power,
+        "pue": pue,
+        **grid,
+        "defaults": defaults,
+    }
+    return CostEstimate(
+        name=name,
+        training_flops=None,
+        gpu_hours=hours,
+        wall_clock_s=None if n_gpus is None else hours * SECONDS_PER_HOUR / n_gpus,
+        cost_usd=None if price["usd_per_gpu_hour"] is None else cost_usd(hours, price["usd_per_gpu_hour"]),
+        energy_kwh=energy,
+        co2e_kg=co2e,
+        assumptions=MappingProxyType(assumptions),
+    )
+
+
+# -- budget gates -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetExceeded:
+    """One estimate over one budget (the CLI prints one line per instance and exits with code 3)."""
+
+    name: str  # the estimate's name
+    option: str  # "--max-cost", "--max-co2e" or "--max-days"
+    value: float  # the estimate, in the option's unit (USD, kg CO2e, days)
+    limit: float
+
+
+def check_budgets(
+    estimates: Iterable[CostEstimate],
+    *,
+    max_cost_usd: float | None = None,
+    max_co2e_kg: float | None = None,
+    max_days: float | None = None,
+) -> list[BudgetExceeded]:
+    """The budgets each estimate exceeds, in order. A budget on a quantity that could not be estimated
+    (no price, no power, no device count) is an InvalidValueError saying which input to add."""
+    gates = [
+        ("--max-cost", max_cost_usd, "cost_usd", "a price: pass --price-per-gpu-hour"),
+        ("--max-co2e", max_co2e_kg, "co2e_kg", "a power figure: pass --power-w"),
+        ("--max-days", max_days, "wall_clock_days", "a device count: pass --n-gpus"),
+    ]
+    for option, limit, _, _ in gates:
+        if limit is not None:
+            _check_non_negative(option, limit)
+    out: list[BudgetExceeded] = []
+    for estimate in estimates:
+        for option, limit, attribute, needs in gates:
+            if limit is None:
+                continue
+            value = getattr(estimate, attribute)
+            if value is None:
+                raise InvalidValueError(f"{option} needs {needs} ({estimate.name} has none)")
+            if value > limit:
+                out.append(BudgetExceeded(estimate.name, option, value, limit))
+    return out

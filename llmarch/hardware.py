@@ -1,0 +1,335 @@
+"""Accelerator catalog, grid carbon intensity and default prices: data files with a source on every row.
+
+The numbers live in `llmarch/data/` (accelerators.json, grid_intensity.json, prices.json), never in code.
+This module is the only reader: it loads each file once, checks every row strictly (a source on every
+row, a year on every intensity, positive values, known dtypes) and looks names up exactly, with
+close-match suggestions for a mistyped one.
+
+Peak throughput is always the dense figure. Since Ampere, NVIDIA's datasheets headline tensor throughput
+with 2:4 structured sparsity (footnoted "with sparsity"); the catalog stores half of that, the rate dense
+training can reach (for example the H100 SXM's BF16 peak is 989.5 TFLOP/s, not the 1,979 of its datasheet).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from llmarch.errors import InvalidValueError
+from llmarch.units import canonical_dtype
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+#: Dtypes a peak may be given for: the storage dtypes of llmarch.units, plus fp4 (Blackwell).
+PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
+
+
+def canonical_peak_dtype(name: str) -> str:
+    """The canonical name of a compute dtype ("bfloat16" -> "bf16"); fp4 is accepted beside units' dtypes."""
+    key = name.strip().lower()
+    if key == "fp4":
+        return key
+    dtype = canonical_dtype(key)
+    if dtype not in PEAK_DTYPES:
+        raise InvalidValueError(
+            f"no peak throughput is catalogued for dtype {name!r}; use one of {', '.join(PEAK_DTYPES)}"
+        )
+    return dtype
+
+
+# -- accelerators ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One accelerator of the catalog, in SI units (FLOP/s, bytes, bytes/s, W)."""
+
+    name: str  # lookup key, e.g. "h100-sxm"
+    display_name: str
+    vendor: str
+    peak_flop_per_s: Mapping[str, float]  # dtype -> dense peak FLOP/s per device (fp32: non-tensor rate)
+    memory_bytes: float
+    memory_bandwidth_bytes_per_s: float | None
+    power_w: float | None  # TDP unless power_basis says otherwise; None where nothing is published
+    power_basis: str
+    source: str  # URL(s) of the vendor document(s)
+    source_read: str  # how the source was read (directly, in a transcription, via secondary quotes)
+    notes: tuple[str, ...] = ()
+
+    def peak(self, dtype: str) -> float:
+        """Dense peak FLOP/s for `dtype`; InvalidValueError naming the dtypes it has when there is none."""
+        key = canonical_peak_dtype(dtype)
+        if key not in self.peak_flop_per_s:
+            have = ", ".join(d for d in PEAK_DTYPES if d in self.peak_flop_per_s)
+            raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use --dtype with one of: {have}")
+        return self.peak_flop_per_s[key]
+
+
+def _fail(file: str, where: str, message: str) -> InvalidValueError:
+    return InvalidValueError(f"{file}: {where}: {message}")
+
+
+def _positive(value: Any, *, file: str, where: str, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise _fail(file, where, f"must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _text(row: dict[str, Any], key: str, *, file: str, where: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(file, where, f"field '{key}' must be a non-empty string")
+    return value
+
+
+def _load_json(name: str) -> dict[str, Any]:
+    path = DATA_DIR / name
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("schema_version") != 1:
+        raise _fail(name, "top level", "expected a mapping with schema_version 1")
+    return data
+
+
+_ACCELERATOR_KEYS = {"name", "display_name", "vendor", "peak_tflop_per_s", "memory_gb", "memory_bandwidth_tb_per_s",
+                     "power_w", "power_basis", "source", "source_read", "notes"}  # fmt: skip
+
+
+@functools.cache
+def _accelerators() -> dict[str, Accelerator]:
+    file = "accelerators.json"
+    out: dict[str, Accelerator] = {}
+    for row in _load_json(file)["accelerators"]:
+        name = _text(row, "name", file=file, where="row")
+        where = f"accelerator {name!r}"
+        unknown = set(row) - _ACCELERATOR_KEYS
+        if unknown:
+            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+        if name in out:
+            raise _fail(file, where, "listed twice")
+        peaks: dict[str, float] = {}
+        for dtype, tflops in row["peak_tflop_per_s"].items():
+            if dtype not in PEAK_DTYPES:
+                raise _fail(file, where, f"unknown dtype {dtype!r} in peak_tflop_per_s")
+            value = _positive(tflops, file=file, where=f"{where} peak {dtype}")
+            assert value is not None
+            peaks[dtype] = value * 1e12
+        bandwidth = _positive(row["memory_bandwidth_tb_per_s"], file=file, where=where, allow_none=True)
+        memory = _positive(row["memory_gb"], file=file, where=f"{where} memory_gb")
+        assert memory is not None
+        out[name] = Accelerator(
+            name=name,
+            display_name=_text(row, "display_name", file=file, where=where),
+            vendor=_text(row, "vendor", file=file, where=where),
+            peak_flop_per_s=MappingProxyType(peaks),
+            memory_bytes=memory * 1e9,
+            memory_bandwidth_bytes_per_s=None if bandwidth is None else bandwidth * 1e12,
+            power_w=_positive(row["power_w"], file=file, where=f"{where} power_w", allow_none=True),
+            power_basis=_text(row, "power_basis", file=file, where=where),
+            source=_text(row, "source", file=file, where=where),
+            source_read=_text(row, "source_read", file=file, where=where),
+            notes=tuple(row.get("notes", ())),
+        )
+    return out
+
+
+def accelerator_names() -> list[str]:
+    """Catalog names, in catalog order (by vendor and generation)."""
+    return list(_accelerators())
+
+
+def accelerators() -> list[Accelerator]:
+    return list(_accelerators().values())
+
+
+def _suggest(name: str, names: list[str]) -> list[str]:
+    """Close matches for a mistyped name, ignoring case and punctuation ("H100" -> "h100-sxm", ...)."""
+
+    def squash(s: str) -> str:
+        return "".join(ch for ch in s.lower() if ch.isalnum())
+
+    squashed = {squash(n): n for n in names}
+    starts = [n for s, n in squashed.items() if squash(name) and s.startswith(squash(name))]
+    close = difflib.get_close_matches(squash(name), list(squashed), n=3, cutoff=0.6)
+    return list(dict.fromkeys(starts[:3] + [squashed[c] for c in close]))[:4]
+
+
+def accelerator(name: str) -> Accelerator:
+    """The catalog row named exactly `name`; InvalidValueError with suggestions otherwise."""
+    table = _accelerators()
+    if name in table:
+        return table[name]
+    close = _suggest(name, list(table))
+    hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
+    raise InvalidValueError(f"unknown GPU {name!r}{hint} (run 'llmarch gpus' for the catalog)")
+
+
+# -- grid carbon intensity ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridIntensity:
+    """Carbon intensity of the electricity in one region (location-based annual average)."""
+
+    region: str  # lookup key: "fra", "us-ca", "gcp:us-central1", "nordic:se3", or an alias ("us", "world")
+    kind: str  # country, us-state, cloud-region, bidding-zone, alias
+    name: str
+    kg_co2e_per_kwh: float
+    year: int  # year of the data (for aliases taken from a paper: see note)
+    source: str
+    note: str = ""
+
+
+_GRID_KEYS = {"region", "kind", "name", "kg_co2e_per_kwh", "year", "source", "note"}
+
+
+@functools.cache
+def _grid() -> dict[str, GridIntensity]:
+    file = "grid_intensity.json"
+    out: dict[str, GridIntensity] = {}
+    for row in _load_json(file)["regions"]:
+        region = _text(row, "region", file=file, where="row")
+        where = f"region {region!r}"
+        unknown = set(row) - _GRID_KEYS
+        if unknown:
+            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+        if region in out or region != region.lower():
+            raise _fail(file, where, "keys must be unique and lower case")
+        intensity = row["kg_co2e_per_kwh"]
+        if isinstance(intensity, bool) or not isinstance(intensity, (int, float)) or not 0 <= intensity < 2:
+            raise _fail(file, where, f"kg_co2e_per_kwh must be in [0, 2), got {intensity!r}")
+        year = row.get("year")
+        if isinstance(year, bool) or not isinstance(year, int) or not 1990 <= year <= 2100:
+            raise _fail(file, where, f"year must be a calendar year, got {year!r}")
+        out[region] = GridIntensity(
+            region=region,
+            kind=_text(row, "kind", file=file, where=where),
+            name=_text(row, "name", file=file, where=where),
+            kg_co2e_per_kwh=float(intensity),
+            year=year,
+            source=_text(row, "source", file=file, where=where),
+            note=row.get("note", ""),
+        )
+    return out
+
+
+def grid_regions() -> list[GridIntensity]:
+    return list(_grid().values())
+
+
+def grid_intensity(region: str) -> GridIntensity:
+    """Grid intensity of `region` (case-insensitive key); InvalidValueError with suggestions otherwise.
+
+    Keys: ISO-3 country codes ("fra"), US states ("us-ca"), Google Cloud regions ("gcp:us-central1"),
+    Nordic bidding zones ("nordic:se3"), and aliases: "us" (0.385, the US average LLaMA and Llama 2
+    used), "us-egrid" (eGRID2023), "world", "paper:bloom", "paper:palm", "paper:gpt-3".
+    """
+    table = _grid()
+    key = region.strip().lower()
+    if key in table:
+        return table[key]
+    by_name = [g.region for g in table.values() if g.name.lower() == key]
+    close = by_name or _suggest(key, list(table))
+    hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
+    raise InvalidValueError(
+        f"unknown region {region!r}{hint} (ISO-3 country like 'fra', US state like 'us-ca', cloud region like "
+        "'gcp:us-central1'; run 'llmarch regions' for the list, or pass --grid-intensity)"
+    )
+
+
+# -- prices -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuPrice:
+    """A default on-demand price: typical, dated and always overridable (not a fact about the hardware)."""
+
+    accelerator: str
+    usd_per_gpu_hour: float
+    as_of: str  # "YYYY-MM"
+    basis: str
+    source: str
+
+
+@functools.cache
+def _prices() -> dict[str, GpuPrice]:
+    file = "prices.json"
+    out: dict[str, GpuPrice] = {}
+    for row in _load_json(file)["prices"]:
+        name = _text(row, "accelerator", file=file, where="row")
+        where = f"price of {name!r}"
+        if name not in _accelerators():
+            raise _fail(file, where, "names no catalogued accelerator")
+        value = _positive(row["usd_per_gpu_hour"], file=file, where=where)
+        assert value is not None
+        out[name] = GpuPrice(
+            accelerator=name,
+            usd_per_gpu_hour=value,
+            as_of=_text(row, "as_of", file=file, where=where),
+            basis=_text(row, "basis", file=file, where=where),
+            source=_text(row, "source", file=file, where=where),
+        )
+    return out
+
+
+def default_price(accelerator_name: str) -> GpuPrice | None:
+    """The default price of an accelerator, or None when the catalog has none (pass a price instead)."""
+    return _prices().get(accelerator_name)
+
+
+# -- plain-data views (for `llmarch gpus` and `llmarch regions`) ----------------------------------------------
+
+
+def catalog_records() -> list[dict[str, Any]]:
+    """Every accelerator as plain data in SI units, with its default price (None where there is none)."""
+    records = []
+    for acc in accelerators():
+        price = default_price(acc.name)
+        records.append(
+            {
+                "name": acc.name,
+                "display_name": acc.display_name,
+                "vendor": acc.vendor,
+                "peak_flop_per_s": dict(acc.peak_flop_per_s),
+                "memory_bytes": acc.memory_bytes,
+                "memory_bandwidth_bytes_per_s": acc.memory_bandwidth_bytes_per_s,
+                "power_w": acc.power_w,
+                "power_basis": acc.power_basis,
+                "usd_per_gpu_hour": None if price is None else price.usd_per_gpu_hour,
+                "price_as_of": None if price is None else price.as_of,
+                "price_source": None if price is None else price.source,
+                "source": acc.source,
+                "source_read": acc.source_read,
+                "notes": list(acc.notes),
+            }
+        )
+    return records
+
+
+def region_records(*, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every grid region as plain data, optionally only one kind (country, us-state, cloud-region, ...)."""
+    regions = grid_regions()
+    kinds = sorted({g.kind for g in regions})
+    if kind is not None and kind not in kinds:
+        raise InvalidValueError(f"unknown region kind {kind!r}; use one of {', '.join(kinds)}")
+    return [
+        {
+            "region": g.region,
+            "kind": g.kind,
+            "name": g.name,
+            "kg_co2e_per_kwh": g.kg_co2e_per_kwh,
+            "year": g.year,
+            "source": g.source,
+            "note": g.note,
+        }
+        for g in regions
+        if kind is None or g.kind == kind
+    ]
