@@ -332,7 +332,9 @@ def _hf_to_raw(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
     from llmarch.hf import config_from_hf
 
     raw = config_from_hf(data, origin=origin)
-    raw.setdefault("name", Path(origin).parent.name or Path(origin).stem)
+    path = Path(origin)
+    # "models/llama/config.json" is named after its folder; "llama-2-7b.json" after the file.
+    raw.setdefault("name", path.parent.name if path.stem == "config" and path.parent.name else path.stem)
     raw.setdefault("source", origin)
     return raw
 
