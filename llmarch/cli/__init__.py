@@ -6,6 +6,7 @@ One module per command group; each registers its commands on the shared Typer `a
 from llmarch.cli import (  # noqa: F401  (each module registers its commands)
     architectures,
     cost,
+    memory,
 )
 from llmarch.cli._app import app, main
 

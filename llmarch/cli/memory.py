@@ -1,0 +1,131 @@
+"""`llmarch memory`: inference, training and checkpoint memory per GPU, and whether it fits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
+
+#: GPU memory fitted against when neither --gpu nor --gpu-memory is given (an A100/H100 80GB).
+DEFAULT_GPU_MEMORY = "80GiB"
+
+#: Table columns: (header, section of the record, key in that section).
+_TABLE_COLUMNS = (
+    ("infer. weights", "inference", "weights_bytes"),
+    ("KV cache", "inference", "kv_cache_bytes"),
+    ("infer. workspace", "inference", "activation_bytes"),
+    ("inference", "inference", "total_bytes"),
+    ("weights", "training", "weights_bytes"),
+    ("grads", "training", "gradients_bytes"),
+    ("optimizer", "training", "optimizer_bytes"),
+    ("activations", "training", "activations_bytes"),
+    ("training", "training", "total_bytes"),
+    ("checkpoint", "checkpoint", "total_bytes"),
+)
+
+
+def _table_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records as display rows (sizes with binary prefixes, fit as yes/no) and their column order."""
+    from llmarch.units import format_bytes
+
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {"name": record["name"], "params_total": record["params_total"]}
+        for header, section, key in _TABLE_COLUMNS:
+            row[header] = format_bytes(record[section][key])
+            if header in ("inference", "training"):
+                fit = record[section]["fit"]
+                row[f"{header} fits"] = None if fit is None else fit["fits"]
+        rows.append(row)
+    return rows, list(rows[0]) if rows else []
+
+
+@app.command("memory")
+@handle_errors
+def memory_command(
+    presets_: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="PRESET...", help="Preset names, preset files, config.json files, or overrides."),
+    ] = None,
+    all_presets: Annotated[bool, typer.Option("--all", help="Every preset.")] = False,
+    batch: Annotated[int, typer.Option(help="Inference: sequences decoded together.")] = 1,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence (inference context and training length).")] = 4096,
+    dtype: Annotated[str, typer.Option(help="Inference weight dtype: fp32, bf16, fp16, fp8, int8, int4.")] = "bf16",
+    kv_dtype: Annotated[str, typer.Option(help="KV-cache dtype.")] = "bf16",
+    micro_batch: Annotated[int, typer.Option(help="Training: sequences per micro-batch on one GPU.")] = 1,
+    n_gpus: Annotated[int, typer.Option(help="Training: GPUs in all (= data x tensor x pipeline parallel).")] = 8,
+    zero: Annotated[
+        int, typer.Option(help="ZeRO stage 0-3: shard optimizer states (1), + grads (2), + weights (3).")
+    ] = 0,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel GPUs (training and inference).")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline-parallel stages (training, 1F1B schedule).")] = 1,
+    sequence_parallel: Annotated[
+        bool, typer.Option(help="Megatron sequence parallelism: split norm and dropout activations over tp.")
+    ] = False,
+    recompute: Annotated[str, typer.Option(help="Activation recomputation: none, selective or full.")] = "none",
+    flash: Annotated[bool, typer.Option(help="FlashAttention: no s x s attention matrices are stored.")] = False,
+    dropout: Annotated[bool, typer.Option(help="Training with dropout (its masks are stored).")] = True,
+    checkpoint_dtype: Annotated[str, typer.Option(help="Dtype the checkpoint saves the weights in.")] = "bf16",
+    gpu: Annotated[
+        str | None, typer.Option(help="GPU from 'llmarch gpus' whose memory to fit in, e.g. h100-sxm.")
+    ] = None,
+    gpu_memory: Annotated[
+        str | None, typer.Option(help=f"Memory of one GPU, e.g. 80GiB or 141GB (default {DEFAULT_GPU_MEMORY}).")
+    ] = None,
+    reserve_fraction: Annotated[
+        float, typer.Option(help="Fraction of GPU memory kept free (CUDA context, fragmentation) when fitting.")
+    ] = 0.1,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """Memory per GPU: inference (weights, KV cache, workspace), training (weights, gradients, AdamW states,
+    activations under ZeRO/tensor/pipeline parallelism and recomputation), checkpoint size, and whether
+    each fits the GPU."""
+    from llmarch import memory, presets
+    from llmarch.errors import InvalidValueError
+    from llmarch.units import format_bytes, parse_bytes
+
+    specs = resolve_specs(presets_, all_presets)
+    if gpu is not None and gpu_memory is not None:
+        raise InvalidValueError("give --gpu or --gpu-memory, not both")
+    if gpu is not None:
+        from llmarch.hardware import accelerator
+
+        gpu_bytes = accelerator(gpu).memory_bytes
+    else:
+        gpu_bytes = parse_bytes(gpu_memory or DEFAULT_GPU_MEMORY, what="--gpu-memory")
+    records = [
+        memory.memory_estimate(
+            config,
+            batch=batch,
+            seq_len=seq_len,
+            dtype=dtype,
+            kv_dtype=kv_dtype,
+            micro_batch=micro_batch,
+            n_gpus=n_gpus,
+            zero=zero,
+            tp=tp,
+            pp=pp,
+            sequence_parallel=sequence_parallel,
+            recompute=recompute,
+            flash=flash,
+            dropout=dropout,
+            checkpoint_dtype=checkpoint_dtype,
+            accelerator_memory_bytes=gpu_bytes,
+            reserve_fraction=reserve_fraction,
+        ).to_record()
+        for config in presets.load_many(specs)
+    ]
+    if fmt in (OutputFormat.json, OutputFormat.csv):
+        render(records, [], fmt=fmt, output=output, json_key="memory")
+        return
+    rows, columns = _table_rows(records)
+    title = (
+        f"memory per GPU ({gpu + ', ' if gpu else ''}{format_bytes(gpu_bytes)}, {reserve_fraction:.0%} reserved): "
+        f"inference batch {batch} x {seq_len} tokens in {dtype}; "
+        f"training micro-batch {micro_batch} x {seq_len}, {n_gpus} GPUs, ZeRO-{zero}, "
+        f"tp {tp}, pp {pp}, recompute {recompute}, flash {'on' if flash else 'off'}"
+    )
+    render(rows, columns, fmt=fmt, output=output, json_key="memory", title=title)
