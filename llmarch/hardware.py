@@ -130,7 +130,9 @@ def _accelerators() -> dict[str, Accelerator]:
             display_name=_text(row, "display_name", file=file, where=where),
             vendor=_text(row, "vendor", file=file, where=where),
             peak_flop_per_s=MappingProxyType(peaks),
-            memory_bytes=memory * 1e9,
+            # Memory capacities are marketed in JEDEC units: an "80GB" A100 holds 80 x 2^30 bytes (nvidia-smi
+            # shows 81,920 MiB less a few hundred MiB reserved), so 2^30, not 10^9 (which would be 7% short).
+            memory_bytes=memory * 2**30,
             memory_bandwidth_bytes_per_s=None if bandwidth is None else bandwidth * 1e12,
             power_w=_positive(row["power_w"], file=file, where=f"{where} power_w", allow_none=True),
             power_basis=_text(row, "power_basis", file=file, where=where),

@@ -203,7 +203,7 @@ def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = 
             "bf16 TFLOP/s": _tflops(r["peak_flop_per_s"].get("bf16")),
             "fp16": _tflops(r["peak_flop_per_s"].get("fp16")),
             "fp8": _tflops(r["peak_flop_per_s"].get("fp8")),
-            "memory": f"{r['memory_bytes'] / 1e9:g} GB",  # decimal GB, as marketed
+            "memory": f"{r['memory_bytes'] / 2**30:g} GB",  # as marketed (JEDEC binary GB)
             "power W": r["power_w"],
             "$/GPU-h": None if r["usd_per_gpu_hour"] is None else f"{r['usd_per_gpu_hour']:g} ({r['price_as_of']})",
             "source": r["source"],
