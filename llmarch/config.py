@@ -361,20 +361,42 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _check_value(value: Any, hint: Any) -> tuple[bool, Any]:
     """Whether `value` fits type `hint`; returns (ok, value converted where lossless, e.g. 2.0 -> 2)."""
+    return _checker(hint)(value)
+
+
+@functools.cache
+def _checker(hint: Any) -> typing.Callable[[Any], tuple[bool, Any]]:
+    """A checker for one annotated type, built once per type (preset loading checks thousands of values)."""
     origin = get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        for arg in get_args(hint):
-            ok, converted = _check_value(value, arg)
-            if ok:
-                return True, converted
-        return False, value
+        options = [_checker(arg) for arg in get_args(hint)]
+
+        def check_union(value: Any) -> tuple[bool, Any]:
+            for check in options:
+                ok, converted = check(value)
+                if ok:
+                    return True, converted
+            return False, value
+
+        return check_union
     if origin is Literal:
-        return value in get_args(hint), value
+        allowed = get_args(hint)
+        return lambda value: (isinstance(value, str) and value in allowed, value)
     if hint is type(None):
-        return value is None, value
+        return lambda value: (value is None, value)
     if hint is bool:
-        return isinstance(value, bool), value
-    if hint in (int, float) and isinstance(value, str):
+        return lambda value: (isinstance(value, bool), value)
+    if hint in (int, float):
+        return functools.partial(_check_number, integer=hint is int)
+    if hint is str:
+        return lambda value: (isinstance(value, str), value)
+    return lambda value: (isinstance(value, hint) if isinstance(hint, type) else True, value)
+
+
+def _check_number(value: Any, *, integer: bool) -> tuple[bool, Any]:
+    if isinstance(value, bool):
+        return False, value
+    if isinstance(value, str):
         # YAML 1.1 reads "2.0e12" (no exponent sign) as a string; human counts ("2T") are welcome too.
         from llmarch.errors import InvalidValueError
         from llmarch.units import parse_count
@@ -383,19 +405,13 @@ def _check_value(value: Any, hint: Any) -> tuple[bool, Any]:
             value = parse_count(value)
         except InvalidValueError:
             return False, value
-    if hint is int:
-        if isinstance(value, bool):
-            return False, value
-        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
-            return True, int(value)
-        return isinstance(value, int), value
-    if hint is float:
-        if isinstance(value, bool):
-            return False, value
-        return isinstance(value, (int, float)) and math.isfinite(float(value)), value
-    if hint is str:
-        return isinstance(value, str), value
-    return isinstance(value, hint) if isinstance(hint, type) else True, value
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False, value
+    if integer:
+        if isinstance(value, float):
+            return (True, int(value)) if value.is_integer() else (False, value)
+        return True, value
+    return True, value
 
 
 def describe_type(hint: Any) -> str:

@@ -150,3 +150,19 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert result.returncode == 0
     assert json.loads(result.stdout)["models"][0]["params_total"] == 124_439_808
+
+
+def test_every_command_is_mapped_to_its_module() -> None:
+    """The console script loads only the invoked command's module: the map must list every command."""
+    from llmarch.cli import COMMAND_MODULES
+
+    registered = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert registered == set(COMMAND_MODULES)
+
+
+def test_version_and_lazy_console_entry() -> None:
+    code, out, _ = invoke("--version")
+    assert code == 0 and out.strip() == f"llmarch {__version__}"
+    script = "import sys; from llmarch.cli import main; sys.argv = ['llmarch', 'gpus', '--format', 'json']; main()"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and len(json.loads(result.stdout)["gpus"]) >= 21

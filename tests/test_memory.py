@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from llmarch import ArchConfig, InvalidValueError, count_params, load, preset_names
 from llmarch.cli import app
-from llmarch.memory import (
+from llmarch.memory import kv_cache
+from llmarch.memory_plan import (
     RNG_STATE_BYTES_PER_RANK,
     SCHEDULER_STATE_BYTES,
     activation_memory,
@@ -19,7 +20,6 @@ from llmarch.memory import (
     fit,
     inference_memory,
     inference_workspace_bytes,
-    kv_cache,
     layer_activations,
     memory_estimate,
     model_states,

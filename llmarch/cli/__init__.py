@@ -1,13 +1,53 @@
 """Command-line interface: parse arguments, call the library, render. No arithmetic here.
 
 One module per command group; each registers its commands on the shared Typer `app` when imported.
+The console script imports only the module of the command it runs (Typer builds every registered
+command's options on each start, which for all of them costs more than `llmarch compare` itself);
+`llmarch.cli.app` (for tests and embedding) has every command registered.
 """
 
-from llmarch.cli import (  # noqa: F401  (each module registers its commands)
-    architectures,
-    cost,
-    memory,
-)
-from llmarch.cli._app import app, main
+from __future__ import annotations
 
-__all__ = ["app", "main"]
+import importlib
+import sys
+from typing import Any
+
+#: Command name -> the module of llmarch.cli that registers it (one module per command group).
+COMMAND_MODULES: dict[str, str] = {
+    "presets": "architectures",
+    "show": "architectures",
+    "compare": "architectures",
+    "estimate-cost": "cost",
+    "gpus": "cost",
+    "regions": "cost",
+    "memory": "memory",
+    "verify": "verify",
+}
+
+
+def load_commands(names: list[str] | None = None) -> None:
+    """Import the command modules for `names` (every command when None), registering them on the app."""
+    modules = sorted(set(COMMAND_MODULES.values())) if names is None else [COMMAND_MODULES[n] for n in names]
+    for module in modules:
+        importlib.import_module(f"llmarch.cli.{module}")
+
+
+def main() -> None:
+    """Console-script entry point: register only the command being run, unless it is help or unknown."""
+    from llmarch.cli import _app
+
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    load_commands([command] if command in COMMAND_MODULES else None)
+    _app.main()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from llmarch.cli._app import app
+
+        load_commands()
+        return app
+    raise AttributeError(f"module 'llmarch.cli' has no attribute {name!r}")
+
+
+__all__ = ["COMMAND_MODULES", "app", "load_commands", "main"]

@@ -21,9 +21,29 @@ app = typer.Typer(
     help="Compare large-language-model architectures: exact parameter counts, FLOPs, memory and cost.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from llmarch import __version__
+
+        typer.echo(f"llmarch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Compare large-language-model architectures: exact parameter counts, FLOPs, memory, cost and attention
+    benchmarks. Colours are off when output is not a terminal or NO_COLOR is set."""
+
 
 EXIT_USER_ERROR = 1
 EXIT_THRESHOLD = 3

@@ -83,7 +83,7 @@ def memory_command(
     """Memory per GPU: inference (weights, KV cache, workspace), training (weights, gradients, AdamW states,
     activations under ZeRO/tensor/pipeline parallelism and recomputation), checkpoint size, and whether
     each fits the GPU."""
-    from llmarch import memory, presets
+    from llmarch import memory_plan, presets
     from llmarch.errors import InvalidValueError
     from llmarch.units import format_bytes, parse_bytes
 
@@ -97,7 +97,7 @@ def memory_command(
     else:
         gpu_bytes = parse_bytes(gpu_memory or DEFAULT_GPU_MEMORY, what="--gpu-memory")
     records = [
-        memory.memory_estimate(
+        memory_plan.memory_estimate(
             config,
             batch=batch,
             seq_len=seq_len,
