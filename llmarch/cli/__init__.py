@@ -21,7 +21,6 @@ COMMAND_MODULES: dict[str, str] = {
     "gpus": "cost",
     "regions": "cost",
     "memory": "memory",
-    "verify": "verify",
 }
 
 
