@@ -113,6 +113,23 @@ def model_record(
     }
 
 
+def kv_cache_curve(
+    config: ArchConfig, *, seq_lens: list[int] | None = None, batch: int = DEFAULT_BATCH, dtype: str = DEFAULT_DTYPE
+) -> dict[str, Any]:
+    """KV-cache bytes at each context length (default: powers of two from 512 to the model's context)."""
+    from llmarch.memory import kv_cache
+
+    if seq_lens is None:
+        seq_lens = [2**k for k in range(9, 21) if 2**k <= config.max_seq_len] or [config.max_seq_len]
+        if seq_lens[-1] != config.max_seq_len:
+            seq_lens.append(config.max_seq_len)
+    points = [
+        {"seq_len": s, "kv_cache_bytes": kv_cache(config, batch=batch, seq_len=s, dtype=dtype).total_bytes}
+        for s in seq_lens
+    ]
+    return {"name": config.name, "attention": config.attention, "batch": batch, "dtype": dtype, "points": points}
+
+
 def compare(configs: list[ArchConfig], **workload: Any) -> list[dict[str, Any]]:
     """Comparison records for `configs`, in the order given (workload: seq_len, batch, dtype)."""
     return [model_record(c, **workload) for c in configs]

@@ -159,18 +159,20 @@ def render_text(renderable: Any, *, width: int = 200) -> str:
     return console.export_text()
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` atomically: a temporary file in the same folder, then a rename."""
+def write_atomic(path: str | Path, content: str | bytes, *, what: str = "--output") -> None:
+    """Write `content` (text as UTF-8, or bytes) to `path` atomically: a temporary file beside it, then a
+    rename, so a reader never sees half a file and an interrupted run leaves the old one."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise InvalidValueError(f"--output: folder {str(folder)!r} does not exist")
+        raise InvalidValueError(f"{what}: folder {str(folder)!r} does not exist")
     import tempfile
 
+    data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)

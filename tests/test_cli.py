@@ -166,3 +166,21 @@ def test_version_and_lazy_console_entry() -> None:
     script = "import sys; from llmarch.cli import main; sys.argv = ['llmarch', 'gpus', '--format', 'json']; main()"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0 and len(json.loads(result.stdout)["gpus"]) >= 21
+
+
+def test_compare_plot_is_written_and_deterministic(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    args = ["compare", "llama-2-7b", "mistral-7b", "mixtral-8x7b", "--format", "json"]
+    assert invoke(*args, "--plot", str(first))[0] == 0
+    assert invoke(*args, "--plot", str(second))[0] == 0
+    assert first.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and first.stat().st_size > 20_000
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_kv_cache_curve_follows_the_rolling_buffer() -> None:
+    curve = compare.kv_cache_curve(load("mistral-7b"))
+    points = {p["seq_len"]: p["kv_cache_bytes"] for p in curve["points"]}
+    assert max(points) == 32768  # up to the model's context
+    assert points[4096] == points[32768] == 32 * 4096 * 8 * 128 * 2 * 2  # capped at the 4096-token window
+    assert points[2048] == points[4096] / 2

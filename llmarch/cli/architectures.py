@@ -82,6 +82,12 @@ def compare_command(
     dtype: Annotated[str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")] = (
         "bf16"
     ),
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE.png", help="Also draw parameters by component and KV cache vs context (needs matplotlib)."
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -90,9 +96,15 @@ def compare_command(
     from llmarch import compare, presets, report
 
     specs = resolve_specs(presets_, all_presets)
-    records = compare.compare(presets.load_many(specs), seq_len=seq_len, batch=batch, dtype=dtype)
+    configs = presets.load_many(specs)
+    records = compare.compare(configs, seq_len=seq_len, batch=batch, dtype=dtype)
     if columns in compare.COLUMN_SETS:
         cols = list(compare.COLUMN_SETS[columns])
     else:
         cols = report.select_columns(records, [c.strip() for c in columns.split(",") if c.strip()])
     render(records, cols, fmt=fmt, output=output, json_key="models")
+    if plot is not None:
+        from llmarch import plots
+
+        curves = [compare.kv_cache_curve(c, batch=batch, dtype=dtype) for c in configs]
+        plots.plot_compare(records, curves, plot, batch=batch, dtype=records[0]["dtype"])
