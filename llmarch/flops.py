@@ -48,13 +48,13 @@ def weight_flops_per_token(config: ArchConfig) -> dict[str, float]:
     shared experts), and the output head (vocab x d_model). For an encoder-decoder the encoder and
     decoder each see their own tokens: the numbers are per token of one stack (see forward_flops).
     """
-    attn = sum(attention_params(config).values())
+    attn = sum(attention_params(config, bias=False).values())
     out: dict[str, float] = {"attention_proj": 2.0 * attn * config.n_layers}
     n_dense = config.n_layers - config.n_moe_layers
-    out["mlp"] = 2.0 * n_dense * mlp_params(config, config.d_ff)
+    out["mlp"] = 2.0 * n_dense * mlp_params(config, config.d_ff, bias=False)
     if config.is_moe:
         assert config.n_experts is not None and config.n_experts_per_token is not None
-        expert = mlp_params(config, config.expert_d_ff)
+        expert = mlp_params(config, config.expert_d_ff, bias=False)
         per_layer = config.n_experts * config.d_model + (config.n_experts_per_token + config.n_shared_experts) * expert
         out["mlp"] += 2.0 * config.n_moe_layers * per_layer
     out["lm_head"] = 2.0 * config.vocab_size * config.d_model
@@ -105,8 +105,8 @@ def forward_flops(config: ArchConfig, seq_len: int, *, causal: bool = True) -> F
         attention = attention_flops_per_token(config, seq_len, causal=causal)
         lm_head = parts["lm_head"]
     else:
-        attn_proj = 2.0 * sum(attention_params(config).values())
-        mlp = 2.0 * mlp_params(config, config.d_ff)
+        attn_proj = 2.0 * sum(attention_params(config, bias=False).values())
+        mlp = 2.0 * mlp_params(config, config.d_ff, bias=False)
         per_key = 2.0 * config.n_heads * (config.d_head + config.v_head_dim)
         encoder_token = config.n_encoder_layers * (attn_proj + mlp + per_key * seq_len)
         self_keys = mean_attended_keys(seq_len, causal=causal)

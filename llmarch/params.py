@@ -50,7 +50,7 @@ def norm_params(config: ArchConfig, width: int) -> int:
     return width * (2 if config.norm == "layernorm" and config.norm_bias else 1)
 
 
-def attention_params(config: ArchConfig) -> dict[str, int]:
+def attention_params(config: ArchConfig, *, bias: bool = True) -> dict[str, int]:
     """Parameters of one self-attention layer, by projection.
 
     MHA/GQA/MQA (Vaswani et al. 2017; Shazeer 2019, arXiv:1911.02150; Ainslie et al. 2023,
@@ -61,10 +61,11 @@ def attention_params(config: ArchConfig) -> dict[str, int]:
     d x (H d_h) or a down-projection to `mla_q_rank`, an RMSNorm and an up-projection; keys and values
     share a down-projection d x (kv_rank + rope_dim) (the latent plus one decoupled rotary key), an RMSNorm
     over the latent, and an up-projection kv_rank x H (d_h - rope_dim + d_v). The latent norms are counted
-    in the `norm` group by `layer_norm_params`.
+    in the `norm` group by `layer_norm_params`. bias=False counts the weight matrices only (the matmul
+    weights, which is what FLOP counts need).
     """
     d, h, hkv, dh, dv = config.d_model, config.n_heads, config.n_kv_heads, config.d_head, config.v_head_dim
-    qkv_b, o_b = config.qkv_bias, config.attn_out_bias
+    qkv_b, o_b = (config.qkv_bias, config.attn_out_bias) if bias else (False, False)
     if config.mla_kv_rank is not None:
         assert config.mla_rope_dim is not None
         kv_rank, rope = config.mla_kv_rank, config.mla_rope_dim

@@ -106,3 +106,11 @@ def test_chinchilla_and_mfu() -> None:
     assert mfu == pytest.approx(0.3888, rel=1e-3)
     with pytest.raises(InvalidValueError):
         model_flops_utilization(1.0, 0, 1.0)
+
+
+def test_biases_are_not_matmul_flops() -> None:
+    # GPT-2: per layer c_attn 768x2304, attn c_proj 768x768, c_fc 768x3072, mlp c_proj 3072x768; the head is
+    # the tied 50257x768 table. Biases are additions, not multiply-adds (fvcore and FlopCounterMode agree).
+    fwd = forward_flops(load("gpt-2"), 1)
+    assert fwd.weights == 2 * 12 * (768 * 2304 + 768 * 768 + 2 * 768 * 3072)
+    assert fwd.lm_head == 2 * 50257 * 768
