@@ -21,6 +21,7 @@ COMMAND_MODULES: dict[str, str] = {
     "gpus": "cost",
     "regions": "cost",
     "memory": "memory",
+    "estimate-inference": "inference",
     "verify": "verify",
 }
 
