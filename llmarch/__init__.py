@@ -5,10 +5,28 @@ The public, torch-free API. Everything the CLI shows is available here as functi
 
 __version__ = "0.1.0"
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from llmarch.config import ArchConfig, TrainingMeta
 from llmarch.errors import InvalidConfigError, InvalidValueError, LlmarchError, UnknownPresetError
 from llmarch.params import ParamCount, count_params
 from llmarch.presets import load, load_all, preset_names
+
+if TYPE_CHECKING:
+    import pandas
+
+
+def compare(models: Iterable[str | ArchConfig], **workload: Any) -> "pandas.DataFrame":
+    """Compare architectures as a pandas DataFrame, one row per model (the records of `llmarch compare`).
+
+    `models` are preset names, files or override specs, or ArchConfig objects; `workload` takes seq_len,
+    batch and dtype. Needs pandas; `llmarch.comparison.compare_records` returns the same rows as dicts.
+    """
+    from llmarch.comparison import compare_frame
+
+    return compare_frame([m if isinstance(m, ArchConfig) else load(m) for m in models], **workload)
+
 
 __all__ = [
     "ArchConfig",
@@ -19,6 +37,7 @@ __all__ = [
     "TrainingMeta",
     "UnknownPresetError",
     "__version__",
+    "compare",
     "count_params",
     "load",
     "load_all",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmarch import __version__, compare, load, preset_names
+from llmarch import __version__, comparison, load, preset_names
 from llmarch.cli import app
 
 runner = CliRunner()
@@ -29,7 +29,7 @@ def test_compare_json_equals_library() -> None:
     assert code == 0
     document = json.loads(out)
     assert document["schema_version"] == 1 and document["llmarch_version"] == __version__
-    assert document["models"] == compare.compare([load(s) for s in specs])
+    assert document["models"] == comparison.compare_records([load(s) for s in specs])
     required = {"name", "params_total", "params_embedding", "params_non_embedding", "params_lm_head",
                 "params_active", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size",
                 "max_seq_len", "attention", "position", "breakdown"}  # fmt: skip
@@ -179,8 +179,20 @@ def test_compare_plot_is_written_and_deterministic(tmp_path: Path) -> None:
 
 
 def test_kv_cache_curve_follows_the_rolling_buffer() -> None:
-    curve = compare.kv_cache_curve(load("mistral-7b"))
+    curve = comparison.kv_cache_curve(load("mistral-7b"))
     points = {p["seq_len"]: p["kv_cache_bytes"] for p in curve["points"]}
     assert max(points) == 32768  # up to the model's context
     assert points[4096] == points[32768] == 32 * 4096 * 8 * 128 * 2 * 2  # capped at the 4096-token window
     assert points[2048] == points[4096] / 2
+
+
+def test_python_api_dataframe_matches_records() -> None:
+    pytest.importorskip("pandas")
+    import llmarch
+
+    frame = llmarch.compare(["mistral-7b", load("llama-2-7b:n_kv_heads=8")], seq_len=8192)
+    records = comparison.compare_records([load("mistral-7b"), load("llama-2-7b:n_kv_heads=8")], seq_len=8192)
+    assert list(frame["name"]) == [r["name"] for r in records]
+    assert list(frame["params_total"]) == [r["params_total"] for r in records]
+    assert list(frame["kv_cache_bytes"]) == [r["kv_cache_bytes"] for r in records]
+    assert frame["breakdown.attention.k"].iloc[1] == records[1]["breakdown"]["attention.k"]

@@ -18,7 +18,7 @@ def presets_command(
     output: OutputOption = None,
 ) -> None:
     """List the presets: name, family, year, size and source."""
-    from llmarch.compare import preset_rows
+    from llmarch.comparison import preset_rows
 
     rows = preset_rows(family=family, attention=attention)
     columns = ["name", "family", "year", "params_total", "attention", "position", "source"]
@@ -34,7 +34,7 @@ def show_command(
 ) -> None:
     """Show every field of one architecture and its parameter breakdown as a tree."""
     from llmarch import presets, report
-    from llmarch.compare import show_record
+    from llmarch.comparison import show_record
 
     config = presets.load(preset)
     record = show_record(config)
@@ -93,18 +93,18 @@ def compare_command(
 ) -> None:
     """Compare architectures side by side: parameters (exact, with breakdown), shapes, FLOPs, KV cache, training
     facts. Column sets: default, course (the course's LLaMA table), params, inference."""
-    from llmarch import compare, presets, report
+    from llmarch import comparison, presets, report
 
     specs = resolve_specs(presets_, all_presets)
     configs = presets.load_many(specs)
-    records = compare.compare(configs, seq_len=seq_len, batch=batch, dtype=dtype)
-    if columns in compare.COLUMN_SETS:
-        cols = list(compare.COLUMN_SETS[columns])
+    records = comparison.compare_records(configs, seq_len=seq_len, batch=batch, dtype=dtype)
+    if columns in comparison.COLUMN_SETS:
+        cols = list(comparison.COLUMN_SETS[columns])
     else:
         cols = report.select_columns(records, [c.strip() for c in columns.split(",") if c.strip()])
     render(records, cols, fmt=fmt, output=output, json_key="models")
     if plot is not None:
         from llmarch import plots
 
-        curves = [compare.kv_cache_curve(c, batch=batch, dtype=dtype) for c in configs]
+        curves = [comparison.kv_cache_curve(c, batch=batch, dtype=dtype) for c in configs]
         plots.plot_compare(records, curves, plot, batch=batch, dtype=records[0]["dtype"])

@@ -130,7 +130,7 @@ def kv_cache_curve(
     return {"name": config.name, "attention": config.attention, "batch": batch, "dtype": dtype, "points": points}
 
 
-def compare(configs: list[ArchConfig], **workload: Any) -> list[dict[str, Any]]:
+def compare_records(configs: list[ArchConfig], **workload: Any) -> list[dict[str, Any]]:
     """Comparison records for `configs`, in the order given (workload: seq_len, batch, dtype)."""
     return [model_record(c, **workload) for c in configs]
 
@@ -139,7 +139,7 @@ def compare_frame(configs: list[ArchConfig], **workload: Any) -> pandas.DataFram
     """The comparison as a pandas DataFrame, one row per model (nested breakdowns flattened)."""
     import pandas
 
-    return pandas.json_normalize(compare(configs, **workload), sep=".")
+    return pandas.json_normalize(compare_records(configs, **workload), sep=".")
 
 
 def preset_rows(*, family: str | None = None, attention: str | None = None) -> list[dict[str, Any]]:
