@@ -196,3 +196,10 @@ def test_python_api_dataframe_matches_records() -> None:
     assert list(frame["params_total"]) == [r["params_total"] for r in records]
     assert list(frame["kv_cache_bytes"]) == [r["kv_cache_bytes"] for r in records]
     assert frame["breakdown.attention.k"].iloc[1] == records[1]["breakdown"]["attention.k"]
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for command in app.registered_commands:
+        assert command.epilog and f"llmarch {command.name}" in command.epilog, command.name
+        code, out, _ = invoke(command.name, "--help")
+        assert code == 0 and "Example" in out

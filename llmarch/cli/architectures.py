@@ -9,7 +9,9 @@ import typer
 from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
 
 
-@app.command("presets")
+@app.command(
+    "presets", epilog="Examples: llmarch presets --family llama-2 · llmarch presets --attention mqa --format json"
+)
 @handle_errors
 def presets_command(
     family: Annotated[str | None, typer.Option(help="Only presets of this family (exact, e.g. 'llama-2').")] = None,
@@ -25,7 +27,14 @@ def presets_command(
     render(rows, columns, fmt=fmt, output=output, json_key="presets", title=f"{len(rows)} presets")
 
 
-@app.command("show")
+@app.command(
+    "show",
+    epilog=(
+        "Examples: llmarch show mixtral-8x7b · "
+        "llmarch show llama-2-7b:n_kv_heads=8 --format json · "
+        "llmarch show ./config.json"
+    ),
+)
 @handle_errors
 def show_command(
     preset: Annotated[str, typer.Argument(help="Preset name, preset file, config.json, or name:field=value,...")],
@@ -57,7 +66,14 @@ def show_command(
         report.print_rich(renderable)
 
 
-@app.command("compare")
+@app.command(
+    "compare",
+    epilog=(
+        "Examples: llmarch compare llama-2-7b mistral-7b mixtral-8x7b · "
+        "llmarch compare --all --format json -o all.json · "
+        "llmarch compare llama-2-70b llama-2-70b:n_kv_heads=64 --columns inference --seq-len 32768 --plot kv.png"
+    ),
+)
 @handle_errors
 def compare_command(
     presets_: Annotated[

@@ -59,7 +59,14 @@ def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-@app.command("estimate-cost")
+@app.command(
+    "estimate-cost",
+    epilog=(
+        "Examples: llmarch estimate-cost llama-2-70b --gpu a100-80gb --n-gpus 2048 --mfu 0.4 · "
+        "llmarch estimate-cost llama-3-8b --tokens chinchilla --gpu h100-sxm --max-cost 1e6 · "
+        "llmarch estimate-cost --gpu-hours 1022362 --power-w 400 --pue 1.1 --grid-intensity 0.385"
+    ),
+)
 @handle_errors
 def estimate_cost_command(
     presets_: Annotated[
@@ -186,7 +193,7 @@ def estimate_cost_command(
         raise typer.Exit(EXIT_THRESHOLD)
 
 
-@app.command("gpus")
+@app.command("gpus", epilog="Example: llmarch gpus --format json")
 @handle_errors
 def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = None) -> None:
     """List the accelerator catalog: dense peak FLOP/s per dtype, memory, power, default price and source."""
@@ -218,7 +225,7 @@ def _tflops(value: float | None) -> str | None:
     return None if value is None else f"{value / 1e12:g}"
 
 
-@app.command("regions")
+@app.command("regions", epilog="Example: llmarch regions --format csv -o regions.csv")
 @handle_errors
 def regions_command(
     kind: Annotated[

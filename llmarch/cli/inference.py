@@ -178,7 +178,13 @@ def _plot(curves: list[dict[str, Any]], path: str, *, title: str, batch_label: s
     save_png(figure, path)
 
 
-@app.command("estimate-inference")
+@app.command(
+    "estimate-inference",
+    epilog=(
+        "Examples: llmarch estimate-inference llama-2-70b llama-2-70b:n_kv_heads=64 --gpu h100-sxm --tp 4 --n-gpus 4 · "
+        "llmarch estimate-inference mistral-7b --gpu a100-80gb --prompt 32768 --generate 512 --plot serve.png"
+    ),
+)
 @handle_errors
 def estimate_inference_command(
     presets_: Annotated[

@@ -42,7 +42,13 @@ def _table_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     return rows, list(rows[0]) if rows else []
 
 
-@app.command("memory")
+@app.command(
+    "memory",
+    epilog=(
+        "Examples: llmarch memory llama-2-7b · "
+        "llmarch memory llama-2-70b --n-gpus 64 --zero 3 --tp 8 --recompute selective --gpu h100-sxm"
+    ),
+)
 @handle_errors
 def memory_command(
     presets_: Annotated[

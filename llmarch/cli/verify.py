@@ -18,7 +18,10 @@ from llmarch.cli._app import (
 )
 
 
-@app.command("verify")
+@app.command(
+    "verify",
+    epilog=("Examples: llmarch verify llama-2-7b mixtral-8x7b · llmarch verify --all --format json -o verify.json"),
+)
 @handle_errors
 def verify_command(
     presets_: Annotated[
