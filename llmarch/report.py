@@ -175,6 +175,10 @@ def write_atomic(path: str | Path, content: str | bytes, *, what: str = "--outpu
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates the file owner-only (0600); give it the mode a plain open() would (0666 less umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

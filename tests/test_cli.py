@@ -203,3 +203,13 @@ def test_every_command_has_help_with_an_example() -> None:
         assert command.epilog and f"llmarch {command.name}" in command.epilog, command.name
         code, out, _ = invoke(command.name, "--help")
         assert code == 0 and "Example" in out
+
+
+def test_output_file_gets_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "out.json"
+    assert invoke("compare", "gpt-2", "--format", "json", "--output", str(target))[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
