@@ -22,12 +22,12 @@ and storage power beyond what the PUE covers; and the embodied carbon of making 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from llmarch.checks import finite_number, fraction, non_negative, positive
 from llmarch.config import ArchConfig
 from llmarch.errors import InvalidValueError
 from llmarch.flops import RECOMPUTE_MODES, Recompute, chinchilla_tokens, six_nd, training_flops_per_token
@@ -58,35 +58,12 @@ SECONDS_PER_DAY = 86400.0
 # -- input checks ------------------------------------------------------------------------------------------
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _check_mfu(mfu: float) -> float:
-    value = _number("--mfu", mfu)
-    if not 0 < value <= 1:
-        raise InvalidValueError(f"--mfu must be a fraction in (0, 1] (0.4 = 40%), got {mfu!r}")
-    return value
-
-
-def _check_positive(name: str, value: float) -> float:
-    number = _number(name, value)
-    if number <= 0:
-        raise InvalidValueError(f"{name} must be positive, got {value!r}")
-    return number
-
-
-def _check_non_negative(name: str, value: float) -> float:
-    number = _number(name, value)
-    if number < 0:
-        raise InvalidValueError(f"{name} must not be negative, got {value!r}")
-    return number
+    return fraction("--mfu", mfu)
 
 
 def _check_pue(pue: float) -> float:
-    value = _number("--pue", pue)
+    value = finite_number("--pue", pue)
     if value < 1:
         raise InvalidValueError(f"--pue is facility energy over IT energy and cannot be below 1, got {pue!r}")
     return value
@@ -133,7 +110,7 @@ def training_flops(
     active parameters per token (= total for dense models; Kaplan et al. 2020, arXiv:2001.08361), which
     leaves out attention and recomputation.
     """
-    tokens = _check_positive("--tokens", tokens)
+    tokens = positive("--tokens", tokens)
     if method == "exact":
         return training_flops_per_token(config, seq_len, recompute=recompute) * tokens
     if method == "6nd":
@@ -151,9 +128,7 @@ def gpu_hours_from_flops(flops: float, peak_flop_per_s: float, mfu: float) -> fl
     how a published GPU-hours figure is predicted from FLOPs at the run's MFU.
     """
     return (
-        _check_non_negative("flops", flops)
-        / (_check_positive("peak FLOP/s", peak_flop_per_s) * _check_mfu(mfu))
-        / SECONDS_PER_HOUR
+        non_negative("flops", flops) / (positive("peak FLOP/s", peak_flop_per_s) * _check_mfu(mfu)) / SECONDS_PER_HOUR
     )
 
 
@@ -170,9 +145,7 @@ def energy_kwh(gpu_hours: float, power_w: float, pue: float) -> float:
     arXiv:2302.13971, section 6: Wh = GPU-h x GPU power x PUE, with 400 W per A100-80GB and PUE 1.1), after
     Wu et al. 2022 (arXiv:2111.00364).
     """
-    return (
-        _check_non_negative("--gpu-hours", gpu_hours) * _check_positive("--power-w", power_w) / 1000.0 * _check_pue(pue)
-    )
+    return non_negative("--gpu-hours", gpu_hours) * positive("--power-w", power_w) / 1000.0 * _check_pue(pue)
 
 
 def co2e_kg(energy: float, kg_co2e_per_kwh: float) -> float:
@@ -180,12 +153,12 @@ def co2e_kg(energy: float, kg_co2e_per_kwh: float) -> float:
 
     LLaMA: tCO2eq = MWh x 0.385 (Touvron et al. 2023, arXiv:2302.13971, section 6 and Table 15).
     """
-    return _check_non_negative("energy", energy) * _check_non_negative("--grid-intensity", kg_co2e_per_kwh)
+    return non_negative("energy", energy) * non_negative("--grid-intensity", kg_co2e_per_kwh)
 
 
 def cost_usd(gpu_hours: float, usd_per_gpu_hour: float) -> float:
     """Rental cost in USD: GPU-hours x price per GPU-hour (on demand; no discounts, storage or egress)."""
-    return _check_non_negative("--gpu-hours", gpu_hours) * _check_non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
+    return non_negative("--gpu-hours", gpu_hours) * non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
 
 
 # -- estimates ----------------------------------------------------------------------------------------------
@@ -230,7 +203,7 @@ def _resolve_grid(region: str | None, kg_co2e_per_kwh: float | None, defaults: l
     if region is not None and kg_co2e_per_kwh is not None:
         raise InvalidValueError("give --region or --grid-intensity, not both")
     if kg_co2e_per_kwh is not None:
-        value = _check_non_negative("--grid-intensity", kg_co2e_per_kwh)
+        value = non_negative("--grid-intensity", kg_co2e_per_kwh)
         return {"grid_region": None, "grid_kg_co2e_per_kwh": value, "grid_year": None, "grid_source": "given"}
     if region is None:
         region = DEFAULT_REGION
@@ -246,7 +219,7 @@ def _resolve_grid(region: str | None, kg_co2e_per_kwh: float | None, defaults: l
 
 def _resolve_power(gpu: Accelerator | None, power_w: float | None) -> dict[str, Any]:
     if power_w is not None:
-        return {"power_w": _check_positive("--power-w", power_w), "power_source": "given"}
+        return {"power_w": positive("--power-w", power_w), "power_source": "given"}
     if gpu is not None and gpu.power_w is not None:
         return {"power_w": gpu.power_w, "power_source": f"catalog ({gpu.power_basis})"}
     missing = f"none published for {gpu.name}" if gpu is not None else "no --gpu"
@@ -255,7 +228,7 @@ def _resolve_power(gpu: Accelerator | None, power_w: float | None) -> dict[str, 
 
 def _resolve_price(gpu: Accelerator | None, usd_per_gpu_hour: float | None) -> dict[str, Any]:
     if usd_per_gpu_hour is not None:
-        price = _check_non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
+        price = non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
         return {"usd_per_gpu_hour": price, "price_source": "given"}
     default = default_price(gpu.name) if gpu is not None else None
     if default is None:
@@ -395,7 +368,7 @@ def footprint(
     from `power_w`, else the catalog row of `gpu`; wall-clock time is given only with `n_gpus`.
     """
     defaults: list[str] = []
-    hours = _check_positive("--gpu-hours", gpu_hours)
+    hours = positive("--gpu-hours", gpu_hours)
     acc = None if gpu is None else (gpu if isinstance(gpu, Accelerator) else accelerator(gpu))
     if pue is None:
         pue = DEFAULT_PUE
@@ -462,7 +435,7 @@ def check_budgets(
     ]
     for option, limit, _, _ in gates:
         if limit is not None:
-            _check_non_negative(option, limit)
+            non_negative(option, limit)
     out: list[BudgetExceeded] = []
     for estimate in estimates:
         for option, limit, attribute, needs in gates:

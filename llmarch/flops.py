@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmarch.checks import positive_int
 from llmarch.config import ArchConfig
 from llmarch.errors import InvalidValueError
 from llmarch.params import attention_params, count_params, mlp_params
@@ -22,8 +23,7 @@ RECOMPUTE_MODES: tuple[str, ...] = ("none", "selective", "full")
 
 
 def _check_seq_len(seq_len: int) -> None:
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise InvalidValueError(f"seq_len must be a positive integer, got {seq_len!r}")
+    positive_int("seq_len", seq_len)
 
 
 def mean_attended_keys(seq_len: int, *, window: int | None = None, causal: bool = True) -> float:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from llmarch.checks import finite_number, fraction, non_negative, positive, positive_int
 from llmarch.config import ArchConfig
 from llmarch.errors import InvalidValueError
 from llmarch.flops import attention_flops_per_token, forward_flops, weight_flops_per_token
@@ -87,39 +88,6 @@ SECONDS_PER_HOUR = 3600.0
 
 
 # -- input checks ------------------------------------------------------------------------------------------
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _fraction(name: str, value: Any) -> float:
-    number = _number(name, value)
-    if not 0 < number <= 1:
-        raise InvalidValueError(f"{name} must be a fraction in (0, 1] (0.8 = 80%), got {value!r}")
-    return number
-
-
-def _positive(name: str, value: Any) -> float:
-    number = _number(name, value)
-    if number <= 0:
-        raise InvalidValueError(f"{name} must be positive, got {value!r}")
-    return number
-
-
-def _non_negative(name: str, value: Any) -> float:
-    number = _number(name, value)
-    if number < 0:
-        raise InvalidValueError(f"{name} must not be negative, got {value!r}")
-    return number
 
 
 # -- the formulas --------------------------------------------------------------------------------------------
@@ -881,22 +849,22 @@ def estimate_inference(
     """
     defaults: list[str] = []
     acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
-    prompt_len = _positive_int("prompt_len", prompt_len)
-    generate_len = _positive_int("generate_len", generate_len)
-    beam_width = _positive_int("beam_width", beam_width)
-    tp = _positive_int("tp", tp)
+    prompt_len = positive_int("prompt_len", prompt_len)
+    generate_len = positive_int("generate_len", generate_len)
+    beam_width = positive_int("beam_width", beam_width)
+    tp = positive_int("tp", tp)
     if config.n_heads % tp:
         raise InvalidValueError(f"--tp {tp} must divide {config.name}'s n_heads ({config.n_heads})")
     if n_gpus is None:
         n_gpus = tp
         defaults.append("n_gpus")
-    n_gpus = _positive_int("n_gpus", n_gpus)
+    n_gpus = positive_int("n_gpus", n_gpus)
     if n_gpus % tp:
         raise InvalidValueError(f"--n-gpus ({n_gpus}) must be a multiple of --tp ({tp})")
     if batch is not None:
-        batch = _positive_int("batch", batch)
+        batch = positive_int("batch", batch)
     if prefill_chunk is not None:
-        prefill_chunk = _positive_int("prefill_chunk", prefill_chunk)
+        prefill_chunk = positive_int("prefill_chunk", prefill_chunk)
     dtype = canonical_dtype(dtype)
     if kv_dtype is None:
         kv_dtype = dtype if dtype in ("fp32", "bf16", "fp16") else DEFAULT_DTYPE
@@ -908,29 +876,29 @@ def estimate_inference(
     if flop_efficiency is None:
         flop_efficiency = DEFAULT_FLOP_EFFICIENCY
         defaults.append("flop_efficiency")
-    flop_efficiency = _fraction("flop_efficiency", flop_efficiency)
+    flop_efficiency = fraction("flop_efficiency", flop_efficiency, example="0.8 = 80%")
     if bandwidth_efficiency is None:
         bandwidth_efficiency = DEFAULT_BANDWIDTH_EFFICIENCY
         defaults.append("bandwidth_efficiency")
-    bandwidth_efficiency = _fraction("bandwidth_efficiency", bandwidth_efficiency)
+    bandwidth_efficiency = fraction("bandwidth_efficiency", bandwidth_efficiency, example="0.8 = 80%")
     if link_bandwidth_bytes_per_s is None:
         link_bandwidth_bytes_per_s = DEFAULT_LINK_BANDWIDTH_BYTES_PER_S
         defaults.append("link_bandwidth_bytes_per_s")
-    link_bandwidth_bytes_per_s = _positive("link_bandwidth_bytes_per_s", link_bandwidth_bytes_per_s)
+    link_bandwidth_bytes_per_s = positive("link_bandwidth_bytes_per_s", link_bandwidth_bytes_per_s)
     if allreduce_latency_s is None:
         allreduce_latency_s = DEFAULT_ALLREDUCE_LATENCY_S
         defaults.append("allreduce_latency_s")
-    allreduce_latency_s = _non_negative("allreduce_latency_s", allreduce_latency_s)
+    allreduce_latency_s = non_negative("allreduce_latency_s", allreduce_latency_s)
     if reserve_fraction is None:
         reserve_fraction = DEFAULT_RESERVE_FRACTION
         defaults.append("reserve_fraction")
-    reserve_fraction = _number("reserve_fraction", reserve_fraction)
+    reserve_fraction = finite_number("reserve_fraction", reserve_fraction)
     if not 0 <= reserve_fraction < 1:
         raise InvalidValueError(f"reserve_fraction must be in [0, 1), got {reserve_fraction!r}")
     if acc.memory_bandwidth_bytes_per_s is None:
         raise InvalidValueError(f"the catalog has no memory bandwidth for {acc.name}; choose another --gpu")
     if usd_per_gpu_hour is not None:
-        price: float | None = _non_negative("usd_per_gpu_hour", usd_per_gpu_hour)
+        price: float | None = non_negative("usd_per_gpu_hour", usd_per_gpu_hour)
         price_source = "given"
     else:
         catalogued = default_price(acc.name)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmarch.checks import positive_int
 from llmarch.config import ArchConfig
-from llmarch.errors import InvalidValueError
 from llmarch.params import count_params
 from llmarch.units import canonical_dtype, dtype_bytes
 
@@ -87,8 +87,7 @@ def kv_cache(
     generate() expands them).
     """
     for name, value in (("batch", batch), ("seq_len", seq_len), ("beam_width", beam_width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     dtype = canonical_dtype(dtype)
     per_elem = dtype_bytes(dtype)
     if config.mla_kv_rank is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from llmarch.checks import positive_int
 from llmarch.config import ArchConfig
 from llmarch.errors import InvalidValueError
 from llmarch.flops import RECOMPUTE_MODES
@@ -54,11 +55,6 @@ SCHEDULER_STATE_BYTES = 1000
 ZERO_STAGES: tuple[int, ...] = (0, 1, 2, 3)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _check_recompute(recompute: str) -> None:
     if recompute not in RECOMPUTE_MODES:
         raise InvalidValueError(f"recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
@@ -72,7 +68,7 @@ def _check_reserve(reserve_fraction: float) -> None:
 
 
 def _check_tp(config: ArchConfig, tp: int) -> None:
-    _check_positive_int("tp", tp)
+    positive_int("tp", tp)
     if config.n_heads % tp:
         raise InvalidValueError(
             f"tp ({tp}) must divide {config.name}'s n_heads ({config.n_heads}): tensor parallelism splits heads"
@@ -148,8 +144,8 @@ def layer_activations(
     Left out: norm statistics (fp32 mean/rstd, 4-8 s b bytes per norm), rotary tables, residual adds
     (they store nothing) and bias-gradient buffers.
     """
-    _check_positive_int("seq_len", seq_len)
-    _check_positive_int("micro_batch", micro_batch)
+    positive_int("seq_len", seq_len)
+    positive_int("micro_batch", micro_batch)
     _check_tp(config, tp)
     _check_recompute(recompute)
     s, b, d = seq_len, micro_batch, config.d_model
@@ -262,7 +258,7 @@ def activation_memory(
     adds the largest layer's full activations (full recomputation) or its attention core (selective), for
     one micro-batch, a transient the paper's totals leave out.
     """
-    _check_positive_int("pp", pp)
+    positive_int("pp", pp)
     kinds = _layer_kinds(config)
     if pp > len(kinds):
         raise InvalidValueError(f"pp ({pp}) must not exceed {config.name}'s {len(kinds)} layers")
@@ -348,7 +344,7 @@ def model_states(n_params: float, *, dp: int = 1, zero: int = 0, tp: int = 1, pp
     if isinstance(n_params, bool) or not isinstance(n_params, (int, float)) or n_params < 0:
         raise InvalidValueError(f"n_params must be a non-negative number, got {n_params!r}")
     for name, value in (("dp", dp), ("tp", tp), ("pp", pp)):
-        _check_positive_int(name, value)
+        positive_int(name, value)
     if isinstance(zero, bool) or not isinstance(zero, int) or zero not in ZERO_STAGES:
         raise InvalidValueError(f"zero must be one of 0, 1, 2, 3, got {zero!r}")
     per_gpu = n_params / (tp * pp)
@@ -435,7 +431,7 @@ def training_memory(
     The activations are those of the first pipeline stage, the stage that holds the most.
     """
     for name, value in (("n_gpus", n_gpus), ("tp", tp), ("pp", pp)):
-        _check_positive_int(name, value)
+        positive_int(name, value)
     if n_gpus % (tp * pp):
         raise InvalidValueError(f"n_gpus ({n_gpus}) must be a multiple of tp x pp ({tp} x {pp} = {tp * pp})")
     dp = n_gpus // (tp * pp)
@@ -499,7 +495,7 @@ def checkpoint_size(
     are tiny. Left out: file-format headers and metadata (kilobytes), and duplicated tied embeddings on
     pipeline stages.
     """
-    _check_positive_int("n_ranks", n_ranks)
+    positive_int("n_ranks", n_ranks)
     n_params = count_params(config).total
     weights = weights_bytes(config, dtype)
     opt = float(OPTIMIZER_BYTES_PER_PARAM * n_params) if optimizer else 0.0
@@ -532,8 +528,8 @@ def inference_workspace_bytes(
         that computes logits for every prompt position needs seq_len times more).
     Decoding one token at a time needs far less; the KV cache is counted separately (`kv_cache`).
     """
-    _check_positive_int("batch", batch)
-    _check_positive_int("seq_len", seq_len)
+    positive_int("batch", batch)
+    positive_int("seq_len", seq_len)
     _check_tp(config, tp)
     e = 4 if canonical_dtype(dtype) == "fp32" else ACTIVATION_BYTES
     tokens = batch * seq_len
