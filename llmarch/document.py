@@ -433,19 +433,11 @@ def environment_record() -> dict[str, Any]:
     return record
 
 
-_UNITS = {"--max-cost": ("$", ""), "--max-co2e": ("", " kg CO2e"), "--max-days": ("", " days")}
-
-
 def budget_messages(exceeded: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per exceeded budget, as `llmarch estimate-cost` prints them."""
-    lines = []
-    for over in exceeded:
-        prefix, unit = _UNITS[over["option"]]
-        lines.append(
-            f"budget exceeded: {over['name']}: {prefix}{format_count(over['value'])}{unit} > {over['option']} "
-            f"{prefix}{format_count(over['limit'])}{unit}"
-        )
-    return lines
+    from llmarch.report import budget_line
+
+    return [budget_line(o["name"], o["option"], o["value"], o["limit"]) for o in exceeded]
 
 
 # -- the outline ------------------------------------------------------------------------------------------

@@ -185,6 +185,27 @@ def write_atomic(path: str | Path, content: str | bytes, *, what: str = "--outpu
         raise
 
 
+def read_json_file(path: str | Path, *, what: str) -> Any:
+    """Parse a JSON input file, or raise InvalidValueError naming the option (`what`) and the problem."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidValueError(f"{what}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidValueError(f"{what}: {str(path)!r} is not JSON: {exc}") from None
+
+
+_BUDGET_UNITS = {"--max-cost": ("$", ""), "--max-co2e": ("", " kg CO2e"), "--max-days": ("", " days")}
+
+
+def budget_line(name: str, option: str, value: float, limit: float) -> str:
+    """One line saying which budget a model exceeds: 'budget exceeded: x: $1.2M > --max-cost $1M'."""
+    prefix, unit = _BUDGET_UNITS.get(option, ("", ""))
+    return (
+        f"budget exceeded: {name}: {prefix}{format_count(value)}{unit} > {option} {prefix}{format_count(limit)}{unit}"
+    )
+
+
 def emit(text: str, output: str | Path | None) -> None:
     """Send rendered text to --output (atomically) or stdout."""
     if output is not None:

@@ -127,7 +127,6 @@ def estimate_cost_command(
 ) -> None:
     """Estimate training time, cost, energy and CO2e of presets on an accelerator (or of measured GPU-hours)."""
     from llmarch import cost, presets
-    from llmarch.units import format_count
 
     if gpu_hours is not None:
         if presets_:
@@ -181,14 +180,10 @@ def estimate_cost_command(
     else:
         rows = _estimate_rows(records)
         render(rows, list(rows[0]), fmt=fmt, output=output, json_key="estimates", title="training cost estimate")
-    units = {"--max-cost": ("$", ""), "--max-co2e": ("", " kg CO2e"), "--max-days": ("", " days")}
+    from llmarch.report import budget_line
+
     for over in exceeded:
-        prefix, unit = units[over.option]
-        typer.echo(
-            f"budget exceeded: {over.name}: {prefix}{format_count(over.value)}{unit} > {over.option} "
-            f"{prefix}{format_count(over.limit)}{unit}",
-            err=True,
-        )
+        typer.echo(budget_line(over.name, over.option, over.value, over.limit), err=True)
     if exceeded:
         raise typer.Exit(EXIT_THRESHOLD)
 

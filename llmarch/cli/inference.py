@@ -280,7 +280,10 @@ def estimate_inference_command(
         raise typer.BadParameter("give --batch or --max-batch, not both")
     calibration = None
     if calibrate is not None:
-        calibration = inference.parse_bench(_read_json(calibrate), source=Path(calibrate).name)
+        from llmarch.report import read_json_file
+
+        bench_json = read_json_file(calibrate, what="--calibrate")
+        calibration = inference.parse_bench(bench_json, source=Path(calibrate).name)
     options: dict[str, Any] = {
         "generate_len": generate_len,
         "batch": batch,
@@ -342,16 +345,3 @@ def estimate_inference_command(
             curves.append({"name": config.name, "max_seq_len": config.max_seq_len, "points": points})
         batch_label = f"batch {batch}" if batch is not None else "at the largest batch"
         _plot(curves, plot, title=title.replace(f"{prompt_len} prompt + ", ""), batch_label=batch_label)
-
-
-def _read_json(path: str) -> Any:
-    import json
-
-    from llmarch.errors import InvalidValueError
-
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidValueError(f"--calibrate: cannot read {path!r}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidValueError(f"--calibrate: {path!r} is not JSON: {exc}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -20,19 +20,6 @@ class ReportFormat(StrEnum):
 #: Output file extensions and the format each implies when --format is not given.
 _EXTENSIONS = {".md": ReportFormat.markdown, ".markdown": ReportFormat.markdown, ".html": ReportFormat.html,
                ".htm": ReportFormat.html, ".json": ReportFormat.json}  # fmt: skip
-
-
-def _read_json(path: str) -> Any:
-    import json
-
-    from llmarch.errors import InvalidValueError
-
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidValueError(f"--bench: cannot read {path!r}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidValueError(f"--bench: {path!r} is not JSON: {exc}") from None
 
 
 @app.command(
@@ -126,7 +113,7 @@ def report_command(
     configs = presets.load_many(specs)
     bench_data = None
     if bench is not None:
-        bench_data = document.read_bench(_read_json(bench), source=Path(bench).name)
+        bench_data = document.read_bench(report.read_json_file(bench, what="--bench"), source=Path(bench).name)
     options = document.ReportOptions(
         gpu=gpu, n_gpus=n_gpus, tp=tp, tokens=tokens, seq_len=seq_len, batch=batch, dtype=dtype,
         prompt_len=prompt_len, generate_len=generate_len, flash=flash, zero=zero,
