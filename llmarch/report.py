@@ -73,10 +73,16 @@ def to_json(document: Any) -> str:
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
 
 
+#: Columns shown as exact integers (with thousands separators): where exactness is the point (verify).
+EXACT_KEYS = frozenset({"params_analytic", "params_module", "kv_bytes_analytic", "kv_bytes_module"})
+
+
 def format_cell(key: str, value: Any) -> str:
     """A record value as a table cell: counts with suffixes, rates in scientific notation, '-' for none."""
     if value is None:
         return "-"
+    if key in EXACT_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if key == "learning_rate" and isinstance(value, (int, float)):
