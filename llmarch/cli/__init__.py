@@ -23,6 +23,7 @@ COMMAND_MODULES: dict[str, str] = {
     "memory": "memory",
     "estimate-inference": "inference",
     "verify": "verify",
+    "bench": "bench",
     "report": "report",
 }
 
