@@ -88,14 +88,21 @@ def parse_bytes(text: str | int | float, *, what: str = "size") -> float:
     return value
 
 
+def _significant(value: float, digits: int) -> str:
+    """`value` to `digits` significant figures, never in scientific notation (1023.7 -> "1024")."""
+    if abs(value) >= 10 ** (digits - 1):
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
 def format_count(value: float | int | None, *, digits: int = 3) -> str:
     """Format a count for people: 6738415616 -> "6.74B", 131072000 -> "131M", 768 -> "768"."""
     if value is None:
         return "-"
     magnitude = abs(value)
     for threshold, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if magnitude >= threshold:
-            return f"{value / threshold:.{digits}g}{suffix}"
+        if magnitude >= threshold * (1 - 0.5 * 10**-digits):  # 999,999 reads "1M", not "1000k"
+            return f"{_significant(value / threshold, digits)}{suffix}"
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.{digits}g}"
@@ -107,6 +114,6 @@ def format_bytes(value: float | int | None, *, digits: int = 3) -> str:
         return "-"
     magnitude = abs(value)
     for threshold, suffix in ((2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if magnitude >= threshold:
-            return f"{value / threshold:.{digits}g} {suffix}"
-    return f"{value:.{digits}g} B"
+        if magnitude >= threshold * (1 - 0.5 * 10**-digits):
+            return f"{_significant(value / threshold, digits)} {suffix}"
+    return f"{_significant(value, digits)} B"
