@@ -162,7 +162,8 @@ def change_rows(changes: list[Change]) -> list[dict[str, Any]]:
             "S": c.key["seq_len"],
             "old": _seconds(c.old_s),
             "new": _seconds(c.new_s),
-            "change": None if c.change is None else f"{100 * c.change:+.1f}%",
+            "measured": None if c.raw_change is None else f"{100 * c.raw_change:+.1f}%",
+            "vs drift": None if c.change is None else f"{100 * c.change:+.1f}%",
             "noise": _percent(c.noise),
             "verdict": c.verdict,
         }
@@ -334,6 +335,16 @@ def bench_command(
         float,
         typer.Option(help="Slowdown (a fraction) beyond which a change counts, when it also exceeds the noise."),
     ] = 0.10,
+    drift_correction: Annotated[
+        bool | None,
+        typer.Option(
+            "--drift-correction/--no-drift-correction",
+            help="Measure each change against the run-wide drift (the median change of all matched records), so "
+            "a shared machine that is uniformly slower today does not fail the gate; the drift itself is "
+            "printed. Default: on for CPU runs, off for CUDA (a dedicated GPU does not drift; a uniform "
+            "slowdown there is a real one).",
+        ),
+    ] = None,
     plot: Annotated[
         str | None, typer.Option(help="Write a PNG of latency and roofline fraction against sequence length.")
     ] = None,
@@ -376,8 +387,15 @@ def bench_command(
 
     show_progress = sys.stderr.isatty() if progress is None else progress
     result = bench.run(settings, on_update=save, progress=show_progress)
-    changes = bench.compare_runs(old, result.records, max_regression=max_regression) if old is not None else None
-    if changes is not None:
+    changes = None
+    if old is not None:
+        correct = settings.device == "cpu" if drift_correction is None else drift_correction
+        changes, retimed = bench.confirm_regressions(
+            result, old, max_regression=max_regression, correct_drift=correct, progress=show_progress
+        )
+        if retimed:
+            confirmed = len(bench.regressions(changes))
+            typer.echo(f"re-timed {retimed} suspected regression(s): {confirmed} reproduced", err=True)
         save(result, changes)
     if fmt is OutputFormat.table:
         rows = table_rows(result.records)
@@ -410,3 +428,16 @@ def _print_changes(changes: list[Change], max_regression: float) -> None:
         console.print(report.rich_table(rows, list(rows[0]), title=title))
     summary = f"{len(slower)} regression(s)" if slower else "no regression"
     console.print(f"{summary} among {sum(c.old_s is not None and c.new_s is not None for c in changes)} compared")
+    noises = sorted(c.noise for c in changes if c.noise is not None)
+    if noises and noises[len(noises) // 2] > max_regression:
+        console.print(
+            f"the median noise of this comparison is {100 * noises[len(noises) // 2]:.0f}%, above the "
+            f"{100 * max_regression:g}% threshold: smaller regressions cannot be told from noise on this machine "
+            "(more --repeats, a longer --min-time or a quieter machine narrow it)"
+        )
+    drift = changes[0].drift if changes else 1.0
+    if drift != 1.0:
+        console.print(
+            f"run-wide drift {100 * (drift - 1):+.1f}% (median change of all matched records; changes above are "
+            "measured against it: use --no-drift-correction to gate on raw medians)"
+        )
