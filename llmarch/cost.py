@@ -247,6 +247,29 @@ def _energy_and_carbon(gpu_hours: float, power: dict[str, Any], pue: float, grid
     return energy, co2e_kg(energy, grid["grid_kg_co2e_per_kwh"])
 
 
+def _resolve_site(
+    acc: Accelerator | None,
+    pue: float | None,
+    region: str | None,
+    grid_kg_co2e_per_kwh: float | None,
+    power_w: float | None,
+    usd_per_gpu_hour: float | None,
+    defaults: list[str],
+) -> tuple[float, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """PUE, grid intensity, power per device and price per GPU-hour (each with its source): given, or the
+    defaults (each default used is appended to `defaults`, which the estimate's assumptions list)."""
+    if pue is None:
+        pue = DEFAULT_PUE
+        defaults.append("pue")
+    pue = _check_pue(pue)
+    grid = _resolve_grid(region, grid_kg_co2e_per_kwh, defaults)
+    if power_w is None:
+        defaults.append("power_w")
+    if usd_per_gpu_hour is None:
+        defaults.append("usd_per_gpu_hour")
+    return pue, grid, _resolve_power(acc, power_w), _resolve_price(acc, usd_per_gpu_hour)
+
+
 def estimate_training_cost(
     config: ArchConfig,
     gpu: str | Accelerator,
@@ -299,17 +322,7 @@ def estimate_training_cost(
         raise InvalidValueError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
     if flops_method not in FLOPS_METHODS:
         raise InvalidValueError(f"--flops-method must be one of {', '.join(FLOPS_METHODS)}, got {flops_method!r}")
-    if pue is None:
-        pue = DEFAULT_PUE
-        defaults.append("pue")
-    pue = _check_pue(pue)
-    grid = _resolve_grid(region, grid_kg_co2e_per_kwh, defaults)
-    power = _resolve_power(acc, power_w)
-    price = _resolve_price(acc, usd_per_gpu_hour)
-    if power_w is None:
-        defaults.append("power_w")
-    if usd_per_gpu_hour is None:
-        defaults.append("usd_per_gpu_hour")
+    pue, grid, power, price = _resolve_site(acc, pue, region, grid_kg_co2e_per_kwh, power_w, usd_per_gpu_hour, defaults)
 
     flops = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute, method=flops_method)
     hours = gpu_hours_from_flops(flops, peak, mfu)
@@ -370,17 +383,7 @@ def footprint(
     defaults: list[str] = []
     hours = positive("--gpu-hours", gpu_hours)
     acc = None if gpu is None else (gpu if isinstance(gpu, Accelerator) else accelerator(gpu))
-    if pue is None:
-        pue = DEFAULT_PUE
-        defaults.append("pue")
-    pue = _check_pue(pue)
-    grid = _resolve_grid(region, grid_kg_co2e_per_kwh, defaults)
-    power = _resolve_power(acc, power_w)
-    price = _resolve_price(acc, usd_per_gpu_hour)
-    if power_w is None:
-        defaults.append("power_w")
-    if usd_per_gpu_hour is None:
-        defaults.append("usd_per_gpu_hour")
+    pue, grid, power, price = _resolve_site(acc, pue, region, grid_kg_co2e_per_kwh, power_w, usd_per_gpu_hour, defaults)
     if n_gpus is not None:
         n_gpus = _check_n_gpus(n_gpus)
     energy, co2e = _energy_and_carbon(hours, power, pue, grid)
