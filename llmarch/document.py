@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from llmarch.config import ArchConfig
 from llmarch.errors import InvalidValueError
+from llmarch.report import format_value
 from llmarch.units import format_bytes, format_count
 
 #: Accelerator of the serving and cost sections when none is given.
@@ -143,31 +144,6 @@ def fmt_yes(value: bool | None) -> str:
 
 def fmt_co2e(kg: float | None) -> str:
     return "-" if kg is None else f"{kg / 1000:.3g} t"
-
-
-def fmt_value(value: Any, key: str = "") -> str:
-    """An assumption's value: bytes with binary prefixes, rates in GB/s and TFLOP/s, lists joined."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}={fmt_value(v, str(k))}" for k, v in value.items() if v is not None) or "-"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(fmt_value(v) for v in value) or "none"
-    if isinstance(value, (int, float)):
-        if key.endswith("_bytes"):
-            return format_bytes(value)
-        if key.endswith("_bytes_per_s"):
-            return f"{value / 1e9:.4g} GB/s"
-        if key.endswith("_flop_per_s"):
-            return f"{value / 1e12:.4g} TFLOP/s"
-        if key == "tokens":
-            return format_count(value)
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value)
-    return str(value)
 
 
 # -- reading a bench JSON, defensively ---------------------------------------------------------------------
@@ -454,9 +430,9 @@ def _assumptions(named: Sequence[tuple[str, Mapping[str, Any]]], *, skip: Sequen
         if all(v is None for _, v in values):
             continue
         if all(v == values[0][1] for _, v in values):
-            text = fmt_value(values[0][1], key)
+            text = format_value(values[0][1], key)
         else:
-            text = "; ".join(f"{name}: {fmt_value(v, key)}" for name, v in values)
+            text = "; ".join(f"{name}: {format_value(v, key)}" for name, v in values)
         rows.append((key, text))
     return table(("assumption", "value"), rows)
 
@@ -790,8 +766,8 @@ def _bench(bench: BenchData) -> list[Block]:
             "max abs error: against the reference attention in fp32. Skipped cases keep their reason.",
         )
     )
-    env_rows = [(k, fmt_value(v, k)) for k, v in env.items()]
-    env_rows += [(f"measured_peaks.{k}", fmt_value(v, k)) for k, v in bench.measured_peaks.items()]
+    env_rows = [(k, format_value(v, k)) for k, v in env.items()]
+    env_rows += [(f"measured_peaks.{k}", format_value(v, k)) for k, v in bench.measured_peaks.items()]
     details: tuple[Block, ...] = (assumptions,) + ((table(("environment", "value"), env_rows),) if env_rows else ())
     blocks: list[Block] = [Heading(2, "Attention benchmark"), intro]
     if rows:
@@ -809,7 +785,7 @@ def build(data: ReportData) -> list[Block]:
     if data.environment is not None:
         blocks += [
             Heading(2, "Environment"),
-            table(("what", "value"), [(k, fmt_value(v, k)) for k, v in data.environment.items()]),
+            table(("what", "value"), [(k, format_value(v, k)) for k, v in data.environment.items()]),
         ]
     from llmarch import __version__
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,31 @@ LABELS: dict[str, str] = {
 }
 
 _COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_params", "vocab_size", "flops_")
+
+
+def format_value(value: Any, key: str = "") -> str:
+    """An assumption's value: bytes with binary prefixes, rates in GB/s and TFLOP/s, lists joined."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={format_value(v, str(k))}" for k, v in value.items() if v is not None) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(v) for v in value) or "none"
+    if isinstance(value, (int, float)):
+        if key.endswith("_bytes"):
+            return format_bytes(value)
+        if key.endswith("_bytes_per_s"):
+            return f"{value / 1e9:.4g} GB/s"
+        if key.endswith("_flop_per_s"):
+            return f"{value / 1e12:.4g} TFLOP/s"
+        if key == "tokens":
+            return format_count(value)
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+    return str(value)
 
 
 def environment() -> dict[str, str]:

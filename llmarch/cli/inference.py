@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, resolve_specs
+from llmarch.report import format_value
 
 #: Context lengths (prompt + generated tokens) the --plot sweep evaluates.
 PLOT_CONTEXTS = tuple(2**i for i in range(10, 18))  # 1k .. 128k
@@ -79,32 +80,13 @@ def _assumption_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if all(v is None for _, v in values):
             continue
         if all(v == values[0][1] for _, v in values):
-            text = _plain(values[0][1], key)
+            text = format_value(values[0][1], key)
         else:
-            text = "; ".join(f"{name}: {_plain(v, key)}" for name, v in values)
+            text = "; ".join(f"{name}: {format_value(v, key)}" for name, v in values)
         rows.append({"assumption": key, "value": text})
     defaults = records[0]["assumptions"].get("defaults") or []
     rows.append({"assumption": "defaults used", "value": ", ".join(defaults) or "none"})
     return rows
-
-
-def _plain(value: Any, key: str = "") -> str:
-    """An assumption for people: bytes with binary prefixes, rates in GB/s and TFLOP/s."""
-    from llmarch.units import format_bytes
-
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_plain(v, k)}" for k, v in value.items() if v is not None)
-    if isinstance(value, bool) or value is None:
-        return "-" if value is None else str(value).lower()
-    if isinstance(value, (int, float)):
-        if key.endswith("_bytes"):
-            return format_bytes(value)
-        if key.endswith("_bytes_per_s"):
-            return f"{value / 1e9:.4g} GB/s"
-        if key.endswith("_flop_per_s"):
-            return f"{value / 1e12:.4g} TFLOP/s"
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-    return str(value)
 
 
 def _render(
