@@ -190,3 +190,12 @@ def test_an_unknown_peak_dtype_is_rejected(tmp_path: Path, monkeypatch: pytest.M
     (folder / "accelerators.json").write_text(json.dumps(data))
     with pytest.raises(InvalidValueError, match="unknown dtype 'bf16_sparse'"):
         hardware.accelerators()
+
+
+def test_memory_capacities_are_jedec_binary() -> None:
+    # "80GB" HBM is 80 GiB (nvidia-smi: 81,920 MiB less reserved); TPU v4 has 32 GiB per chip.
+    from llmarch.hardware import accelerator
+
+    assert accelerator("a100-80gb").memory_bytes == 80 * 2**30
+    assert accelerator("h100-sxm").memory_bytes == 80 * 2**30
+    assert accelerator("tpu-v4").memory_bytes == 32 * 2**30
