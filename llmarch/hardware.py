@@ -62,6 +62,10 @@ class Accelerator:
     source: str  # URL(s) of the vendor document(s)
     source_read: str  # how the source was read (directly, in a transcription, via secondary quotes)
     notes: tuple[str, ...] = ()
+    # GPU-to-GPU bandwidth per device, both directions together (as NVLink is quoted); None: not catalogued
+    interconnect_bytes_per_s: float | None = None
+    interconnect: str = ""
+    interconnect_source: str | None = None
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for `dtype`; InvalidValueError naming the dtypes it has when there is none."""
@@ -70,6 +74,10 @@ class Accelerator:
             have = ", ".join(d for d in PEAK_DTYPES if d in self.peak_flop_per_s)
             raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use --dtype with one of: {have}")
         return self.peak_flop_per_s[key]
+
+
+def _gb(value: float | None) -> float | None:
+    return None if value is None else value * 1e9
 
 
 def _fail(file: str, where: str, message: str) -> InvalidValueError:
@@ -100,7 +108,8 @@ def _load_json(name: str) -> dict[str, Any]:
 
 
 _ACCELERATOR_KEYS = {"name", "display_name", "vendor", "peak_tflop_per_s", "memory_gb", "memory_bandwidth_tb_per_s",
-                     "power_w", "power_basis", "source", "source_read", "notes"}  # fmt: skip
+                     "power_w", "power_basis", "source", "source_read", "notes", "interconnect_gb_per_s",
+                     "interconnect", "interconnect_source"}  # fmt: skip
 
 
 @functools.cache
@@ -138,6 +147,13 @@ def _accelerators() -> dict[str, Accelerator]:
             power_basis=_text(row, "power_basis", file=file, where=where),
             source=_text(row, "source", file=file, where=where),
             source_read=_text(row, "source_read", file=file, where=where),
+            interconnect_bytes_per_s=_gb(
+                _positive(
+                    row.get("interconnect_gb_per_s"), file=file, where=f"{where} interconnect_gb_per_s", allow_none=True
+                )
+            ),
+            interconnect=str(row.get("interconnect") or ""),
+            interconnect_source=row.get("interconnect_source"),
             notes=tuple(row.get("notes", ())),
         )
     return out
@@ -303,6 +319,8 @@ def catalog_records() -> list[dict[str, Any]]:
                 "peak_flop_per_s": dict(acc.peak_flop_per_s),
                 "memory_bytes": acc.memory_bytes,
                 "memory_bandwidth_bytes_per_s": acc.memory_bandwidth_bytes_per_s,
+                "interconnect_bytes_per_s": acc.interconnect_bytes_per_s,
+                "interconnect": acc.interconnect,
                 "power_w": acc.power_w,
                 "power_basis": acc.power_basis,
                 "usd_per_gpu_hour": None if price is None else price.usd_per_gpu_hour,

@@ -65,10 +65,6 @@ Bound = Literal["compute", "memory"]
 DEFAULT_FLOP_EFFICIENCY = 0.7
 #: Achievable fraction of the peak memory bandwidth: streaming kernels reach roughly 0.8-0.9 of it.
 DEFAULT_BANDWIDTH_EFFICIENCY = 0.8
-#: Per-GPU, one-direction bandwidth between tensor-parallel GPUs when none is given: NVLink 4 on H100/H200
-#: SXM (900 GB/s both directions). A stand-in until the accelerator catalog carries interconnect
-#: bandwidth; A100 SXM (NVLink 3) has 300 GB/s each way, PCIe 4.0 x16 about 32 GB/s.
-DEFAULT_LINK_BANDWIDTH_BYTES_PER_S = 450e9
 #: Fixed cost of one all-reduce (launch and synchronisation): small-message all-reduces within an NVLink
 #: node take on the order of 10 microseconds. A rule of thumb; 0 gives the bandwidth-only model.
 DEFAULT_ALLREDUCE_LATENCY_S = 10e-6
@@ -882,9 +878,19 @@ def estimate_inference(
         defaults.append("bandwidth_efficiency")
     bandwidth_efficiency = fraction("bandwidth_efficiency", bandwidth_efficiency, example="0.8 = 80%")
     if link_bandwidth_bytes_per_s is None:
-        link_bandwidth_bytes_per_s = DEFAULT_LINK_BANDWIDTH_BYTES_PER_S
-        defaults.append("link_bandwidth_bytes_per_s")
-    link_bandwidth_bytes_per_s = positive("link_bandwidth_bytes_per_s", link_bandwidth_bytes_per_s)
+        # The catalog quotes both directions together (as NVLink is marketed); a ring all-reduce moves
+        # data one way per link at a time, so it gets half.
+        if acc.interconnect_bytes_per_s is not None:
+            link_bandwidth_bytes_per_s = acc.interconnect_bytes_per_s / 2
+            defaults.append("link_bandwidth_bytes_per_s")
+        elif tp > 1:
+            raise InvalidValueError(
+                f"the catalog has no GPU-to-GPU bandwidth for {acc.name}; pass --link-bandwidth (one direction, "
+                "per GPU, e.g. 64GB for 64 GB/s) to model tensor parallelism"
+            )
+    else:
+        link_bandwidth_bytes_per_s = positive("link_bandwidth_bytes_per_s", link_bandwidth_bytes_per_s)
+    # None only with tp = 1 and no catalogued interconnect: nothing is communicated.
     if allreduce_latency_s is None:
         allreduce_latency_s = DEFAULT_ALLREDUCE_LATENCY_S
         defaults.append("allreduce_latency_s")
@@ -1014,7 +1020,7 @@ def estimate_inference(
                 rates=rates,
                 attention_rates=attention_rates,
                 comm_message_bytes_per_token=message_per_token,
-                link_bytes_per_s=link_bandwidth_bytes_per_s,
+                link_bytes_per_s=link_bandwidth_bytes_per_s or math.inf,
                 allreduce_latency_s=allreduce_latency_s,
             )
         prefill, decode = phases["prefill"], phases["decode"]

@@ -199,3 +199,16 @@ def test_memory_capacities_are_jedec_binary() -> None:
     assert accelerator("a100-80gb").memory_bytes == 80 * 2**30
     assert accelerator("h100-sxm").memory_bytes == 80 * 2**30
     assert accelerator("tpu-v4").memory_bytes == 32 * 2**30
+
+
+def test_interconnect_is_catalogued_with_a_source() -> None:
+    from llmarch.hardware import accelerator
+
+    # NVLink totals as NVIDIA quotes them (both directions): A100 600 GB/s, H100 SXM 900 GB/s, B200 1.8 TB/s.
+    assert accelerator("a100-80gb").interconnect_bytes_per_s == 600e9
+    assert accelerator("h100-sxm").interconnect_bytes_per_s == 900e9
+    assert accelerator("b200").interconnect_bytes_per_s == 1800e9
+    assert accelerator("l4").interconnect_bytes_per_s == 64e9  # PCIe 4.0 x16
+    for name in ("a100-80gb", "h100-pcie", "h200"):
+        assert accelerator(name).interconnect_source
+    assert accelerator("mi300x").interconnect_bytes_per_s is None

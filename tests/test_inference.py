@@ -490,3 +490,18 @@ def test_estimate_inference_never_imports_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_tensor_parallel_link_comes_from_the_catalog() -> None:
+    from llmarch.errors import InvalidValueError
+    from llmarch.inference import estimate_inference
+
+    a100 = estimate_inference(load("llama-2-13b"), gpu="a100-80gb", tp=2, batch=1)
+    h100 = estimate_inference(load("llama-2-13b"), gpu="h100-sxm", tp=2, batch=1)
+    # One direction is half the quoted NVLink total: 300 GB/s on A100, 450 GB/s on H100.
+    assert a100.to_record()["assumptions"]["link_bandwidth_bytes_per_s"] == 300e9
+    assert h100.to_record()["assumptions"]["link_bandwidth_bytes_per_s"] == 450e9
+    with pytest.raises(InvalidValueError, match="--link-bandwidth"):
+        estimate_inference(load("llama-2-13b"), gpu="mi300x", tp=2, batch=1)
+    single = estimate_inference(load("llama-2-7b"), gpu="mi300x", tp=1, batch=1)
+    assert single.to_record()["assumptions"]["link_bandwidth_bytes_per_s"] is None

@@ -206,6 +206,7 @@ def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = 
             "fp16": _tflops(r["peak_flop_per_s"].get("fp16")),
             "fp8": _tflops(r["peak_flop_per_s"].get("fp8")),
             "memory": f"{r['memory_bytes'] / 2**30:g} GB",  # as marketed (JEDEC binary GB)
+            "GPU link GB/s": _gb_per_s(r["interconnect_bytes_per_s"]),
             "power W": r["power_w"],
             "$/GPU-h": None if r["usd_per_gpu_hour"] is None else f"{r['usd_per_gpu_hour']:g} ({r['price_as_of']})",
             "source": r["source"],
@@ -214,6 +215,10 @@ def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = 
     ]
     title = f"{len(rows)} accelerators (dense peaks, never 2:4-sparse)"
     render(rows, list(rows[0]), fmt=fmt, output=output, json_key="gpus", title=title)
+
+
+def _gb_per_s(value: float | None) -> str | None:
+    return None if value is None else f"{value / 1e9:g}"
 
 
 def _tflops(value: float | None) -> str | None:

@@ -210,8 +210,9 @@ def estimate_inference_command(
     link_bandwidth: Annotated[
         str | None,
         typer.Option(
-            help="Per-GPU, one-direction tensor-parallel link bandwidth per second, e.g. 450GB (default: NVLink 4 "
-            "on H100/H200 SXM), 300GB (A100 NVLink 3), 32GB (PCIe 4.0 x16)."
+            help="Per-GPU, one-direction tensor-parallel link bandwidth per second, e.g. 450GB (NVLink 4), 300GB "
+            "(A100 NVLink 3), 32GB (PCIe 4.0 x16). Default: half the catalog's both-ways interconnect of --gpu "
+            "(see 'llmarch gpus')."
         ),
     ] = None,
     allreduce_latency: Annotated[
