@@ -164,7 +164,7 @@ def _plot(curves: list[dict[str, Any]], path: str, *, title: str, batch_label: s
     "estimate-inference",
     epilog=(
         "Examples: llmarch estimate-inference llama-2-70b llama-2-70b:n_kv_heads=64 --gpu h100-sxm --tp 4 --n-gpus 4 · "
-        "llmarch estimate-inference mistral-7b --gpu a100-80gb --prompt 32768 --generate 512 --plot serve.png"
+        "llmarch estimate-inference mistral-7b --gpu a100-80gb --prompt 16384 --generate 512 --plot serve.png"
     ),
 )
 @handle_errors
