@@ -3,15 +3,14 @@
 The public, torch-free API. Everything the CLI shows is available here as functions returning plain data.
 """
 
-__version__ = "0.1.0"
-
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from llmarch.config import ArchConfig, TrainingMeta
-from llmarch.errors import InvalidConfigError, InvalidValueError, LlmarchError, UnknownPresetError
-from llmarch.params import ParamCount, count_params
-from llmarch.presets import load, load_all, preset_names
+from llmarch._version import __version__
+from llmarch.calc.params import ParamCount, count_params
+from llmarch.catalog.presets import load, load_all, preset_names
+from llmarch.core.config import ArchConfig, TrainingMeta
+from llmarch.core.errors import InvalidConfigError, InvalidValueError, LlmarchError, UnknownPresetError
 
 if TYPE_CHECKING:
     import pandas
@@ -21,9 +20,9 @@ def compare(models: Iterable[str | ArchConfig], **workload: Any) -> "pandas.Data
     """Compare architectures as a pandas DataFrame, one row per model (the records of `llmarch compare`).
 
     `models` are preset names, files or override specs, or ArchConfig objects; `workload` takes seq_len,
-    batch and dtype. Needs pandas; `llmarch.comparison.compare_records` returns the same rows as dicts.
+    batch and dtype. Needs pandas; `llmarch.calc.comparison.compare_records` returns the same rows as dicts.
     """
-    from llmarch.comparison import compare_frame
+    from llmarch.calc.comparison import compare_frame
 
     return compare_frame([m if isinstance(m, ArchConfig) else load(m) for m in models], **workload)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmarch import presets
+from llmarch.catalog import presets
 
 
 @pytest.fixture(autouse=True)

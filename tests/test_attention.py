@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from llmarch import attention as A  # noqa: E402
-from llmarch.errors import InvalidValueError  # noqa: E402
+from llmarch.bench import kernels as A  # noqa: E402
+from llmarch.core.errors import InvalidValueError  # noqa: E402
 
 # Small shapes: 4 query heads on 2 KV heads, 40 tokens, a window of 12 and chunks of 16 (so the rolling
 # buffer wraps and the last chunk is short).
@@ -157,9 +157,9 @@ def test_reference_error_catches_a_wrong_output() -> None:
 
 # -- against the reference model's attention --------------------------------------------------------------------
 def _model():
-    model = pytest.importorskip("llmarch.model")
+    model = pytest.importorskip("llmarch.reference.model")
     if not hasattr(model, "attend"):
-        pytest.skip("llmarch.model has no attend()")
+        pytest.skip("llmarch.reference.model has no attend()")
     return model
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmarch import bench_math as M
-from llmarch.errors import InvalidValueError
+from llmarch.bench import counts as M
+from llmarch.core.errors import InvalidValueError
 
 runner = CliRunner()
 
@@ -95,8 +95,8 @@ def test_roofline_time_is_the_slower_of_compute_and_memory() -> None:
 # -- torch-side ----------------------------------------------------------------------------------------------------
 torch = pytest.importorskip("torch")
 
-from llmarch import attention as A  # noqa: E402
-from llmarch import bench  # noqa: E402
+from llmarch.bench import harness as bench  # noqa: E402
+from llmarch.bench import kernels as A  # noqa: E402
 from llmarch.cli import app  # noqa: E402
 
 FAKE_PEAKS = bench.Peaks(1e11, 1, 1e10, 1.0, matmul_samples=(1e11,), copy_samples=(1e10,))
@@ -454,7 +454,7 @@ def test_cli_errors_are_one_line() -> None:
 
 
 def test_the_cli_module_does_not_import_torch() -> None:
-    code = "import sys, llmarch.cli.bench, llmarch.bench_math; print('torch' in sys.modules)"
+    code = "import sys, llmarch.cli.bench, llmarch.bench.counts; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmarch import __version__, comparison, load, preset_names
+from llmarch import __version__, load, preset_names
+from llmarch.calc import comparison
 from llmarch.cli import app
 
 runner = CliRunner()
@@ -218,8 +219,9 @@ def test_output_file_gets_the_usual_permissions(tmp_path: Path) -> None:
 def test_torch_free_layers_never_load_torch() -> None:
     """Only model, verify, attention and bench may import torch; every calculator and renderer stays free of it."""
     modules = (
-        "units errors checks config presets hf params flops memory memory_plan hardware cost inference comparison "
-        "bench_math report document plots cli"
+        "core.units core.errors core.checks core.config core.io catalog.presets catalog.hf catalog.hardware "
+        "calc.params calc.flops calc.memory calc.training_memory calc.cost calc.comparison serving.estimate "
+        "bench bench.counts report.tables report.document report.plots cli"
     ).split()
     code = "import sys\n" + "".join(f"import llmarch.{m}\n" for m in modules) + "print('torch' in sys.modules)\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmarch import cost, load
+from llmarch import load
+from llmarch.calc import cost
+from llmarch.calc.flops import chinchilla_tokens, model_flops_utilization, six_nd, training_flops_per_token
+from llmarch.calc.params import count_params
 from llmarch.cli import app
-from llmarch.errors import InvalidValueError
-from llmarch.flops import chinchilla_tokens, model_flops_utilization, six_nd, training_flops_per_token
-from llmarch.params import count_params
+from llmarch.core.errors import InvalidValueError
 
 runner = CliRunner()
 

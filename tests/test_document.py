@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmarch import comparison, cost, document, inference, load, load_all
+from llmarch import load, load_all
+from llmarch.calc import comparison, cost
 from llmarch.cli import app
-from llmarch.units import format_count
+from llmarch.core.units import format_count
+from llmarch.report import document
+from llmarch.serving import estimate as inference
 
 runner = CliRunner()
 

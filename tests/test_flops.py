@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmarch import count_params, load
-from llmarch.errors import InvalidValueError
-from llmarch.flops import (
+from llmarch.calc.flops import (
     attention_flops_per_token,
     chinchilla_tokens,
     forward_flops,
@@ -16,6 +15,7 @@ from llmarch.flops import (
     six_nd,
     training_flops_per_token,
 )
+from llmarch.core.errors import InvalidValueError
 
 
 def test_mean_attended_keys_by_hand() -> None:

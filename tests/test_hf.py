@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from llmarch import presets
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidConfigError
-from llmarch.hf import SUPPORTED_MODEL_TYPES, config_from_hf
-from llmarch.params import count_params
+from llmarch.calc.params import count_params
+from llmarch.catalog import presets
+from llmarch.catalog.hf import SUPPORTED_MODEL_TYPES, config_from_hf
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidConfigError
 
 HF_CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 PRESETS = Path(__file__).parent.parent / "presets"

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmarch import inference, load
+from llmarch import load
+from llmarch.calc.flops import attention_flops_per_token, forward_flops
+from llmarch.calc.params import count_params
+from llmarch.catalog.hardware import accelerator
 from llmarch.cli import app
-from llmarch.errors import InvalidValueError
-from llmarch.flops import attention_flops_per_token, forward_flops
-from llmarch.hardware import accelerator
-from llmarch.params import count_params
+from llmarch.core.errors import InvalidValueError
+from llmarch.serving import estimate as inference
 
 runner = CliRunner()
 
@@ -493,8 +494,8 @@ def test_estimate_inference_never_imports_torch() -> None:
 
 
 def test_tensor_parallel_link_comes_from_the_catalog() -> None:
-    from llmarch.errors import InvalidValueError
-    from llmarch.inference import estimate_inference
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.serving.estimate import estimate_inference
 
     a100 = estimate_inference(load("llama-2-13b"), gpu="a100-80gb", tp=2, batch=1)
     h100 = estimate_inference(load("llama-2-13b"), gpu="h100-sxm", tp=2, batch=1)

@@ -10,9 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from llmarch import ArchConfig, InvalidValueError, count_params, load, preset_names
-from llmarch.cli import app
-from llmarch.memory import kv_cache
-from llmarch.memory_plan import (
+from llmarch.calc.memory import kv_cache
+from llmarch.calc.training_memory import (
     RNG_STATE_BYTES_PER_RANK,
     SCHEDULER_STATE_BYTES,
     activation_memory,
@@ -25,6 +24,7 @@ from llmarch.memory_plan import (
     model_states,
     training_memory,
 )
+from llmarch.cli import app
 
 GiB = 2**30
 runner = CliRunner()
@@ -429,7 +429,7 @@ def test_cli_defaults_table_markdown_and_csv() -> None:
 
 
 def test_cli_gpu_from_the_catalog() -> None:
-    hardware = pytest.importorskip("llmarch.hardware")
+    hardware = pytest.importorskip("llmarch.catalog.hardware")
     name = hardware.accelerator_names()[0]
     code, out, _ = invoke("memory", "gpt-2", "--gpu", name, "--format", "json")
     assert code == 0

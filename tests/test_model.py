@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from llmarch import count_params, load, preset_names  # noqa: E402
-from llmarch.config import ArchConfig  # noqa: E402
-from llmarch.flops import forward_flops, training_flops_per_token  # noqa: E402
-from llmarch.memory import kv_cache  # noqa: E402
-from llmarch.model import alibi_slopes, build_model, param_breakdown, scaled_down  # noqa: E402
+from llmarch.calc.flops import forward_flops, training_flops_per_token  # noqa: E402
+from llmarch.calc.memory import kv_cache  # noqa: E402
+from llmarch.core.config import ArchConfig  # noqa: E402
+from llmarch.reference.model import alibi_slopes, build_model, param_breakdown, scaled_down  # noqa: E402
 
 GIB = 2**30
 MIB = 2**20

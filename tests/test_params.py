@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmarch import count_params, load
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidConfigError
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidConfigError
 
 
 def tiny(**changes: object) -> ArchConfig:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmarch import count_params, load, preset_names, presets
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidConfigError, UnknownPresetError
+from llmarch import count_params, load, preset_names
+from llmarch.catalog import presets
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidConfigError, UnknownPresetError
 
 DATA = Path(__file__).parent / "data"
 

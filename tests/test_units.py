@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmarch.errors import InvalidValueError
-from llmarch.units import canonical_dtype, dtype_bytes, format_bytes, format_count, parse_bytes, parse_count
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.units import canonical_dtype, dtype_bytes, format_bytes, format_count, parse_bytes, parse_count
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,11 @@ pytest.importorskip("fvcore")
 
 from typer.testing import CliRunner
 
-from llmarch import __version__, flops, load, preset_names
+from llmarch import __version__, load, preset_names
+from llmarch.calc import flops
 from llmarch.cli import app
-from llmarch.errors import LlmarchError
-from llmarch.verify import COLUMNS, VerifyResult, verify
+from llmarch.core.errors import LlmarchError
+from llmarch.reference.verify import COLUMNS, VerifyResult, verify
 
 runner = CliRunner()
 
@@ -33,8 +34,8 @@ def test_every_preset_agrees_with_its_reference_model(name: str) -> None:
 
 
 def test_mistral_cache_is_measured_past_its_window() -> None:
-    from llmarch.model import scaled_down
-    from llmarch.verify import DECODE_STEPS, SEQ_LEN
+    from llmarch.reference.model import scaled_down
+    from llmarch.reference.verify import DECODE_STEPS, SEQ_LEN
 
     small = scaled_down(load("mistral-7b"))
     assert small.sliding_window is not None and small.sliding_window < SEQ_LEN + DECODE_STEPS

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llmarch.errors import LlmarchError
+from llmarch.core.errors import LlmarchError
 
 app = typer.Typer(
     name="llmarch",
@@ -28,7 +28,7 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        from llmarch import __version__
+        from llmarch._version import __version__
 
         typer.echo(f"llmarch {__version__}")
         raise typer.Exit(0)
@@ -102,7 +102,7 @@ def render(
     title: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    from llmarch import report
+    from llmarch.report import tables as report
 
     if fmt is OutputFormat.json:
         report.emit(report.to_json(report.envelope(json_key, records, **(extra or {}))), output)
@@ -119,7 +119,7 @@ def render(
 
 
 def resolve_specs(specs: list[str] | None, all_presets: bool) -> list[str]:
-    from llmarch.presets import preset_names
+    from llmarch.catalog.presets import preset_names
 
     if all_presets:
         if specs:

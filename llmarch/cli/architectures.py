@@ -20,7 +20,7 @@ def presets_command(
     output: OutputOption = None,
 ) -> None:
     """List the presets: name, family, year, size and source."""
-    from llmarch.comparison import preset_rows
+    from llmarch.calc.comparison import preset_rows
 
     rows = preset_rows(family=family, attention=attention)
     columns = ["name", "family", "year", "params_total", "attention", "position", "source"]
@@ -42,8 +42,9 @@ def show_command(
     output: OutputOption = None,
 ) -> None:
     """Show every field of one architecture and its parameter breakdown as a tree."""
-    from llmarch import presets, report
-    from llmarch.comparison import show_record
+    from llmarch.calc.comparison import show_record
+    from llmarch.catalog import presets
+    from llmarch.report import tables as report
 
     config = presets.load(preset)
     record = show_record(config)
@@ -109,7 +110,9 @@ def compare_command(
 ) -> None:
     """Compare architectures side by side: parameters (exact, with breakdown), shapes, FLOPs, KV cache, training
     facts. Column sets: default, course (the course's LLaMA table), params, inference."""
-    from llmarch import comparison, presets, report
+    from llmarch.calc import comparison
+    from llmarch.catalog import presets
+    from llmarch.report import tables as report
 
     specs = resolve_specs(presets_, all_presets)
     configs = presets.load_many(specs)
@@ -120,7 +123,7 @@ def compare_command(
         cols = report.select_columns(records, [c.strip() for c in columns.split(",") if c.strip()])
     render(records, cols, fmt=fmt, output=output, json_key="models")
     if plot is not None:
-        from llmarch import plots
+        from llmarch.report import plots
 
         curves = [comparison.kv_cache_curve(c, batch=batch, dtype=dtype) for c in configs]
         plots.plot_compare(records, curves, plot, batch=batch, dtype=records[0]["dtype"])

@@ -1,6 +1,6 @@
 """`llmarch bench`: micro-benchmarks of attention variants and kernels on the GPU or CPU at hand.
 
-torch is imported only inside the command (through llmarch.bench): the other commands never load it.
+torch is imported only inside the command (through llmarch.bench.harness): the other commands never load it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from llmarch.cli._app import (
     app,
     handle_errors,
 )
+from llmarch.core.io import write_atomic
 
 if TYPE_CHECKING:
-    from llmarch.bench import BenchRun, Change
+    from llmarch.bench.harness import BenchRun, Change
 
 
 class Device(StrEnum):
@@ -75,7 +76,7 @@ def _percent(value: float | None) -> str | None:
 
 def table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records as display rows: times in s/ms/µs, rates with SI prefixes, the roofline as a percentage."""
-    from llmarch.units import format_bytes
+    from llmarch.core.units import format_bytes
 
     rows = []
     for r in records:
@@ -128,7 +129,7 @@ def _title(run: BenchRun) -> str:
 
 def document(run: BenchRun, changes: list[Change] | None = None, max_regression: float | None = None) -> dict[str, Any]:
     """The JSON document: the report envelope, the environment with torch, device and measured peaks."""
-    from llmarch import report
+    from llmarch.report import tables as report
 
     extra: dict[str, Any] = {
         "environment": {**report.environment(), **run.environment},
@@ -142,7 +143,7 @@ def document(run: BenchRun, changes: list[Change] | None = None, max_regression:
 
 
 def _text(run: BenchRun, fmt: OutputFormat, changes: list[Change] | None, max_regression: float | None) -> str:
-    from llmarch import report
+    from llmarch.report import tables as report
 
     if fmt is OutputFormat.csv:
         return report.to_csv(run.records) if run.records else ""
@@ -234,28 +235,7 @@ def plot_results(records: list[dict[str, Any]], path: str | Path, *, title: str 
         fig.suptitle(title.replace("; ", "\n"), fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    write_atomic_bytes(path, buffer.getvalue())
-
-
-def write_atomic_bytes(path: str | Path, data: bytes) -> None:
-    """Write bytes atomically (a temporary file in the same folder, then a rename)."""
-    import os
-    import tempfile
-
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        from llmarch.errors import InvalidValueError
-
-        raise InvalidValueError(f"--plot: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buffer.getvalue(), what="--plot")
 
 
 # -- the command ----------------------------------------------------------------------------------------------
@@ -366,8 +346,9 @@ def bench_command(
     """Time attention variants (MHA, GQA, MQA, sliding window, ALiBi) and kernels (eager, SDPA and its backends,
     FlexAttention) in prefill, decode and chunked prefill, checked against float64 and set against the
     device's measured roofline."""
-    from llmarch import bench, report
-    from llmarch.units import parse_bytes
+    from llmarch.bench import harness as bench
+    from llmarch.core.units import parse_bytes
+    from llmarch.report import tables as report
 
     settings = bench.resolve_settings(
         preset=preset, n_heads=n_heads, n_kv_heads=n_kv_heads, d_head=d_head, window=window,
@@ -383,7 +364,7 @@ def bench_command(
 
     def save(run: BenchRun, changes: list[Change] | None = None) -> None:
         if output is not None:
-            report.write_atomic(output, _text(run, file_fmt, changes, max_regression if changes is not None else None))
+            write_atomic(output, _text(run, file_fmt, changes, max_regression if changes is not None else None))
 
     show_progress = sys.stderr.isatty() if progress is None else progress
     result = bench.run(settings, on_update=save, progress=show_progress)
@@ -418,7 +399,7 @@ def bench_command(
 def _print_changes(changes: list[Change], max_regression: float) -> None:
     from rich.console import Console
 
-    from llmarch import report
+    from llmarch.report import tables as report
 
     rows = change_rows(changes)
     slower = [c for c in changes if c.verdict == "slower"]

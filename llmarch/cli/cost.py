@@ -30,7 +30,7 @@ class FlopsMethod(StrEnum):
 
 
 def _count(value: float | None, *, prefix: str = "", unit: str = "") -> str | None:
-    from llmarch.units import format_count
+    from llmarch.core.units import format_count
 
     return None if value is None else f"{prefix}{format_count(value)}{unit}"
 
@@ -126,7 +126,8 @@ def estimate_cost_command(
     output: OutputOption = None,
 ) -> None:
     """Estimate training time, cost, energy and CO2e of presets on an accelerator (or of measured GPU-hours)."""
-    from llmarch import cost, presets
+    from llmarch.calc import cost
+    from llmarch.catalog import presets
 
     if gpu_hours is not None:
         if presets_:
@@ -180,7 +181,7 @@ def estimate_cost_command(
     else:
         rows = _estimate_rows(records)
         render(rows, list(rows[0]), fmt=fmt, output=output, json_key="estimates", title="training cost estimate")
-    from llmarch.report import budget_line
+    from llmarch.report.tables import budget_line
 
     for over in exceeded:
         typer.echo(budget_line(over.name, over.option, over.value, over.limit), err=True)
@@ -192,7 +193,7 @@ def estimate_cost_command(
 @handle_errors
 def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = None) -> None:
     """List the accelerator catalog: dense peak FLOP/s per dtype, memory, power, default price and source."""
-    from llmarch.hardware import catalog_records
+    from llmarch.catalog.hardware import catalog_records
 
     records = catalog_records()
     if fmt in (OutputFormat.json, OutputFormat.csv):
@@ -235,7 +236,7 @@ def regions_command(
     output: OutputOption = None,
 ) -> None:
     """List the grid carbon intensities --region accepts, with year and source."""
-    from llmarch.hardware import region_records
+    from llmarch.catalog.hardware import region_records
 
     records = region_records(kind=kind)
     if fmt in (OutputFormat.json, OutputFormat.csv):

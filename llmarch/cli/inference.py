@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, resolve_specs
-from llmarch.report import format_value
+from llmarch.report.tables import format_value
 
 #: Context lengths (prompt + generated tokens) the --plot sweep evaluates.
 PLOT_CONTEXTS = tuple(2**i for i in range(10, 18))  # 1k .. 128k
@@ -32,7 +32,7 @@ def _flop_per_byte(value: float) -> str:
 
 def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict[str, Any]]:
     """Display rows: sizes with binary prefixes, times in ms, rates rounded (JSON keeps raw SI numbers)."""
-    from llmarch.units import format_bytes, format_count
+    from llmarch.core.units import format_bytes, format_count
 
     rows = []
     for r in records:
@@ -92,7 +92,7 @@ def _assumption_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _render(
     records: list[dict[str, Any]], *, fmt: OutputFormat, output: str | None, title: str, calibrated: bool
 ) -> None:
-    from llmarch import report
+    from llmarch.report import tables as report
 
     if fmt is OutputFormat.json:
         report.emit(report.to_json(report.envelope("estimates", records)), output)
@@ -129,7 +129,7 @@ def _plot(curves: list[dict[str, Any]], path: str, *, title: str, batch_label: s
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
-    from llmarch.plots import save_png
+    from llmarch.report.plots import save_png
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     for index, curve in enumerate(curves):
@@ -252,9 +252,10 @@ def estimate_inference_command(
     intensity against the ridge point; tokens/s per GPU and in all; USD per million output tokens. Every
     assumption is printed. One preset that does not fit is an error (exit 1) saying what would fit; with several,
     its row shows fits = no and a note goes to stderr."""
-    from llmarch import inference, presets
-    from llmarch.errors import InvalidValueError
-    from llmarch.units import parse_bytes
+    from llmarch.catalog import presets
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import parse_bytes
+    from llmarch.serving import estimate as inference
 
     specs = resolve_specs(presets_, all_presets)
     if gpu is None:
@@ -263,7 +264,7 @@ def estimate_inference_command(
         raise typer.BadParameter("give --batch or --max-batch, not both")
     calibration = None
     if calibrate is not None:
-        from llmarch.report import read_json_file
+        from llmarch.core.io import read_json_file
 
         bench_json = read_json_file(calibrate, what="--calibrate")
         calibration = inference.parse_bench(bench_json, source=Path(calibrate).name)

@@ -28,7 +28,7 @@ _TABLE_COLUMNS = (
 
 def _table_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Records as display rows (sizes with binary prefixes, fit as yes/no) and their column order."""
-    from llmarch.units import format_bytes
+    from llmarch.core.units import format_bytes
 
     rows = []
     for record in records:
@@ -89,15 +89,16 @@ def memory_command(
     """Memory per GPU: inference (weights, KV cache, workspace), training (weights, gradients, AdamW states,
     activations under ZeRO/tensor/pipeline parallelism and recomputation), checkpoint size, and whether
     each fits the GPU."""
-    from llmarch import memory_plan, presets
-    from llmarch.errors import InvalidValueError
-    from llmarch.units import format_bytes, parse_bytes
+    from llmarch.calc import training_memory as memory_plan
+    from llmarch.catalog import presets
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import format_bytes, parse_bytes
 
     specs = resolve_specs(presets_, all_presets)
     if gpu is not None and gpu_memory is not None:
         raise InvalidValueError("give --gpu or --gpu-memory, not both")
     if gpu is not None:
-        from llmarch.hardware import accelerator
+        from llmarch.catalog.hardware import accelerator
 
         gpu_bytes = accelerator(gpu).memory_bytes
     else:

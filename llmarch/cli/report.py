@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from llmarch.cli._app import EXIT_THRESHOLD, app, handle_errors, resolve_specs
+from llmarch.core.io import read_json_file, write_atomic
 
 
 class ReportFormat(StrEnum):
@@ -98,8 +99,10 @@ def report_command(
     """One document combining the comparison (parameters by component, shapes, FLOPs, KV cache), memory per GPU,
     serving estimates, training cost and carbon, and a benchmark (with --bench), with plots and the assumptions of
     each section. The same inputs give a byte-identical file. Budgets exit 3 after writing it."""
-    from llmarch import document, presets, report
-    from llmarch.errors import InvalidValueError
+    from llmarch.catalog import presets
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.report import document
+    from llmarch.report import tables as report
 
     target = Path(output)
     if fmt is None:
@@ -113,7 +116,7 @@ def report_command(
     configs = presets.load_many(specs)
     bench_data = None
     if bench is not None:
-        bench_data = document.read_bench(report.read_json_file(bench, what="--bench"), source=Path(bench).name)
+        bench_data = document.read_bench(read_json_file(bench, what="--bench"), source=Path(bench).name)
     options = document.ReportOptions(
         gpu=gpu, n_gpus=n_gpus, tp=tp, tokens=tokens, seq_len=seq_len, batch=batch, dtype=dtype,
         prompt_len=prompt_len, generate_len=generate_len, flash=flash, zero=zero,
@@ -123,21 +126,21 @@ def report_command(
     data = document.collect(configs, options, bench=bench_data, environment=environment)
 
     if fmt is ReportFormat.json:
-        report.write_atomic(target, report.to_json(report.envelope("report", data.to_record())))
+        write_atomic(target, report.to_json(report.envelope("report", data.to_record())))
     else:
         blocks = document.build(data)
         images = {} if no_images else document.figures(data)
         if fmt is ReportFormat.html:
-            report.write_atomic(target, document.render_html(blocks, images=images))
+            write_atomic(target, document.render_html(blocks, images=images))
         else:
             assets = f"{target.stem}_assets"
             paths = {}
             if images:
                 (folder / assets).mkdir(exist_ok=True)
                 for name, png in images.items():
-                    report.write_atomic(folder / assets / f"{name}.png", png)
+                    write_atomic(folder / assets / f"{name}.png", png)
                     paths[name] = f"{assets}/{name}.png"
-            report.write_atomic(target, document.render_markdown(blocks, images=paths))
+            write_atomic(target, document.render_markdown(blocks, images=paths))
 
     for line in document.budget_messages(data.budgets_exceeded):
         typer.echo(line, err=True)

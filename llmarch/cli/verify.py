@@ -42,8 +42,8 @@ def verify_command(
 
     Exits 1, with one line per failing preset on stderr, when any disagree.
     """
-    from llmarch import presets
-    from llmarch.verify import COLUMNS, FLOPS_RTOL, SEQ_LEN, verify
+    from llmarch.catalog import presets
+    from llmarch.reference.verify import COLUMNS, FLOPS_RTOL, SEQ_LEN, verify
 
     specs = resolve_specs(presets_, all_presets)
     configs = presets.load_many(specs)

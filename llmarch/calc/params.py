@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from llmarch.config import ArchConfig
+from llmarch.core.config import ArchConfig
 
 #: Coarse groups of the breakdown, in display order. Each leaf key is "<group>.<part>".
 GROUPS = ("embedding", "attention", "cross_attention", "mlp", "moe", "norm", "lm_head")

@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from llmarch import bench_math
-from llmarch.attention import (
+from llmarch.bench import counts as bench_math
+from llmarch.bench.kernels import (
     IMPLEMENTATIONS,
     VARIANT_NAMES,
     Implementation,
@@ -54,7 +54,7 @@ from llmarch.attention import (
     phase_lengths,
     reference_error,
 )
-from llmarch.errors import InvalidValueError
+from llmarch.core.errors import InvalidValueError
 
 #: Shape used when neither --preset nor --n-heads is given: GQA with a sliding window, so that every
 #: variant has something to show.
@@ -167,8 +167,8 @@ def resolve_settings(
     explicit values taking precedence; the sliding window from --window, else the preset's, else a quarter
     of the longest sequence; bf16 on CUDA and fp32 on CPU; `quick` shrinks the sweep to every variant x
     {eager, sdpa} x {prefill, decode} at two short lengths."""
-    from llmarch import presets
-    from llmarch.units import canonical_dtype
+    from llmarch.catalog import presets
+    from llmarch.core.units import canonical_dtype
 
     source = "custom"
     if preset is not None or n_heads is None:
@@ -220,7 +220,7 @@ def resolve_settings(
     if flush_l2 and device != "cuda":
         raise InvalidValueError("--flush-l2 only applies to CUDA")
     if gpu is not None:
-        from llmarch.hardware import accelerator
+        from llmarch.catalog.hardware import accelerator
 
         accelerator(gpu)
     return BenchSettings(
@@ -430,7 +430,7 @@ def measure_peaks(settings: BenchSettings, *, quick: bool | None = None, budget_
     catalog_gpu = settings.gpu or (catalog_gpu_for(torch.cuda.get_device_name()) if cuda else None)
     catalog_flops = catalog_bw = None
     if catalog_gpu is not None:
-        from llmarch.hardware import accelerator
+        from llmarch.catalog.hardware import accelerator
 
         row = accelerator(catalog_gpu)
         catalog_flops = row.peak_flop_per_s.get(settings.dtype)
@@ -816,7 +816,7 @@ def _prepare(
         return _replace(base, skipped_reason=reason)
     needed = estimate_bytes(case, element_bytes=element, chunk_size=settings.chunk_size)
     if budget is not None and needed > budget:
-        from llmarch.units import format_bytes
+        from llmarch.core.units import format_bytes
 
         return _replace(
             base, skipped_reason=f"too big: needs about {format_bytes(needed)}, budget {format_bytes(budget)}"

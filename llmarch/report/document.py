@@ -7,7 +7,7 @@ Three steps, each a function of plain data:
     render_markdown(blocks, images=...)    -> str          GitHub-flavoured Markdown (CI job summaries)
     render_html(blocks, images=...)        -> str          one self-contained HTML file (images as data URIs)
 
-`figures(data)` draws the plots as PNG bytes (llmarch.plots, matplotlib imported only there). Nothing in a
+`figures(data)` draws the plots as PNG bytes (llmarch.report.plots, matplotlib imported only there). Nothing in a
 document depends on when or where it was made: no timestamps, no paths, no environment unless asked
 (`environment_record`), so the same inputs give the same bytes and CI can diff the file.
 """
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidValueError
-from llmarch.report import format_value
-from llmarch.units import format_bytes, format_count
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.units import format_bytes, format_count
+from llmarch.report.tables import format_value
 
 #: Accelerator of the serving and cost sections when none is given.
 DEFAULT_GPU = "h100-sxm"
@@ -302,8 +302,10 @@ def collect(
     note instead) and, when given, seq_len and n_gpus. Budgets (cost.check_budgets) apply to the training
     estimates; a budget with a preset that has no estimate is an InvalidValueError asking for --tokens.
     """
-    from llmarch import comparison, cost, inference, memory_plan
-    from llmarch.hardware import accelerator
+    from llmarch.calc import comparison, cost
+    from llmarch.calc import training_memory as memory_plan
+    from llmarch.catalog.hardware import accelerator
+    from llmarch.serving import estimate as inference
 
     if not configs:
         raise InvalidValueError("name at least one preset")
@@ -397,8 +399,8 @@ def environment_record() -> dict[str, Any]:
     """Where the report was made (only with --include-environment: it differs between machines)."""
     from importlib import metadata
 
-    from llmarch import __version__
-    from llmarch.report import environment
+    from llmarch._version import __version__
+    from llmarch.report.tables import environment
 
     record: dict[str, Any] = {"llmarch": __version__, **environment()}
     for package in ("matplotlib", "numpy"):
@@ -411,7 +413,7 @@ def environment_record() -> dict[str, Any]:
 
 def budget_messages(exceeded: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per exceeded budget, as `llmarch estimate-cost` prints them."""
-    from llmarch.report import budget_line
+    from llmarch.report.tables import budget_line
 
     return [budget_line(o["name"], o["option"], o["value"], o["limit"]) for o in exceeded]
 
@@ -491,8 +493,8 @@ def _summary(data: ReportData) -> list[Block]:
 
 
 def _comparison(data: ReportData) -> list[Block]:
-    from llmarch.comparison import COLUMN_SETS
-    from llmarch.report import LABELS, format_cell
+    from llmarch.calc.comparison import COLUMN_SETS
+    from llmarch.report.tables import LABELS, format_cell
 
     records = data.models
     shape_cols = COLUMN_SETS["default"]
@@ -542,14 +544,14 @@ def _comparison(data: ReportData) -> list[Block]:
     )
     assumptions = Bullets(
         (
-            "Parameters are exact counts of every weight tensor (llmarch.params.count_params); 'active' counts "
+            "Parameters are exact counts of every weight tensor (llmarch.calc.params.count_params); 'active' counts "
             "what one token uses: for mixture-of-experts models the routed experts it is sent to plus the "
             "shared ones, for dense models the total.",
             f"FLOPs/token: the causal forward pass at a context of {data.seq_len} tokens, 2 FLOPs per "
-            "multiply-add, weight matmuls plus the attention term plus the LM head (llmarch.flops); training "
+            "multiply-add, weight matmuls plus the attention term plus the LM head (llmarch.calc.flops); training "
             "is about 3x that.",
             f"KV cache: keys and values of every layer for {data.batch} sequence(s) of {data.seq_len} tokens in "
-            f"{dtype}; a sliding window caps it at the window, MLA caches the latent (llmarch.memory).",
+            f"{dtype}; a sliding window caps it at the window, MLA caches the latent (llmarch.calc.memory).",
             f"Weights: parameters x bytes per parameter in {dtype}.",
         )
     )
@@ -787,7 +789,7 @@ def build(data: ReportData) -> list[Block]:
             Heading(2, "Environment"),
             table(("what", "value"), [(k, format_value(v, k)) for k, v in data.environment.items()]),
         ]
-    from llmarch import __version__
+    from llmarch._version import __version__
 
     blocks.append(
         Paragraph(
@@ -804,7 +806,7 @@ def figures(data: ReportData) -> dict[str, bytes]:
         import matplotlib  # noqa: F401
     except ImportError:
         raise InvalidValueError("plots need matplotlib (pip install 'llmarch[plot]'); or pass --no-images") from None
-    from llmarch import plots
+    from llmarch.report import plots
 
     images = {
         "params": plots.param_shares_png(data.models),

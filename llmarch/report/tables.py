@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmarch.errors import InvalidValueError
-from llmarch.units import format_bytes, format_count
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.io import write_atomic
+from llmarch.core.units import format_bytes, format_count
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -89,7 +90,7 @@ def environment() -> dict[str, str]:
 
 def envelope(key: str, records: Any, **extra: Any) -> dict[str, Any]:
     """The JSON document: schema version, tool version, environment, then the payload under `key`."""
-    from llmarch import __version__
+    from llmarch._version import __version__
 
     return {"schema_version": 1, "llmarch_version": __version__, "environment": environment(), **extra, key: records}
 
@@ -188,42 +189,6 @@ def render_text(renderable: Any, *, width: int = 200) -> str:
     console = Console(width=width, record=True, file=open(os.devnull, "w"), color_system=None)  # noqa: SIM115
     console.print(renderable)
     return console.export_text()
-
-
-def write_atomic(path: str | Path, content: str | bytes, *, what: str = "--output") -> None:
-    """Write `content` (text as UTF-8, or bytes) to `path` atomically: a temporary file beside it, then a
-    rename, so a reader never sees half a file and an interrupted run leaves the old one."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise InvalidValueError(f"{what}: folder {str(folder)!r} does not exist")
-    import tempfile
-
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates the file owner-only (0600); give it the mode a plain open() would (0666 less umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json_file(path: str | Path, *, what: str) -> Any:
-    """Parse a JSON input file, or raise InvalidValueError naming the option (`what`) and the problem."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidValueError(f"{what}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidValueError(f"{what}: {str(path)!r} is not JSON: {exc}") from None
 
 
 _BUDGET_UNITS = {"--max-cost": ("$", ""), "--max-co2e": ("", " kg CO2e"), "--max-days": ("", " days")}

@@ -1,7 +1,7 @@
 """Hugging Face `config.json` -> raw llmarch preset mapping (ArchConfig field names).
 
 `config_from_hf` reads an already parsed config.json and returns the plain mapping that
-`ArchConfig.from_dict` validates; `llmarch.presets` calls it for any `.json` file (or YAML file) that carries
+`ArchConfig.from_dict` validates; `llmarch.catalog.presets` calls it for any `.json` file (or YAML file) that carries
 `model_type`. The caller sets `name` and `source`.
 
 What the mapping promises: for every supported `model_type`, `count_params` of the result equals
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from llmarch.errors import InvalidConfigError
+from llmarch.core.errors import InvalidConfigError
 
 _MISSING = object()
 

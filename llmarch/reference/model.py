@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidValueError
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidValueError
 
 #: Positions in a T5 relative bias table when the config does not say (T5's relative_attention_max_distance).
 DEFAULT_RELATIVE_MAX_DISTANCE = 128

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmarch.errors import InvalidValueError
+from llmarch.core.errors import InvalidValueError
 
 
 def finite_number(name: str, value: Any) -> float:

@@ -31,8 +31,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from llmarch.config import ArchConfig
-from llmarch.errors import LlmarchError
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import LlmarchError
 
 #: Forward-pass length of the FLOP measurement (tokens; source and target each for an encoder-decoder).
 SEQ_LEN = 12
@@ -99,10 +99,10 @@ def verify(config: ArchConfig) -> VerifyResult:
     _require_torch()
     import torch
 
-    from llmarch.flops import forward_flops
-    from llmarch.memory import kv_cache
-    from llmarch.model import build_model, scaled_down
-    from llmarch.params import count_params
+    from llmarch.calc.flops import forward_flops
+    from llmarch.calc.memory import kv_cache
+    from llmarch.calc.params import count_params
+    from llmarch.reference.model import build_model, scaled_down
 
     params_analytic = count_params(config).total
     params_module = sum(p.numel() for p in build_model(config, device="meta").parameters())

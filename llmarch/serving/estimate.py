@@ -3,7 +3,7 @@
 What one replica (tp GPUs under tensor parallelism) needs and does when it serves `batch` requests of
 `prompt_len` prompt tokens and `generate_len` generated tokens each, as a static batch:
 
-    memory per GPU  = weights / tp + KV cache (split by KV head) + activation workspace   (llmarch.memory_plan)
+    memory per GPU  = weights / tp + KV cache (split by KV head) + activation workspace   (llmarch.calc.training_memory)
     prefill (TTFT)  = every prompt through the model, in passes of at most `prefill_chunk` tokens
     decode (TPOT)   = one token for every sequence per step, averaged over the generation
     request latency = TTFT + (generate_len - 1) x TPOT           (the prefill yields the first token)
@@ -14,7 +14,7 @@ Each phase is a roofline (Williams, Waterman and Patterson 2009, "Roofline: an i
 performance model for multicore architectures", CACM 52(4)), applied per operator as LLM-Viewer does
 (Yuan et al. 2024, arXiv:2402.16363): the weight matmuls and the attention core are each
 timed as max(FLOPs / achievable FLOP/s, bytes / achievable bandwidth), then summed with the tensor-parallel
-all-reduces. FLOPs are the analytic counts of llmarch.flops; bytes are the weights a pass reads and the KV
+all-reduces. FLOPs are the analytic counts of llmarch.calc.flops; bytes are the weights a pass reads and the KV
 cache it reads or writes. Decode re-reads every weight for a handful of tokens, so its arithmetic
 intensity is about 2 x batch / bytes per weight, far below the GPU's ridge point: it is bound by memory
 bandwidth (Pope et al. 2022, "Efficiently Scaling Transformer Inference", arXiv:2211.05102, section 2),
@@ -42,21 +42,21 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from llmarch.checks import finite_number, fraction, non_negative, positive, positive_int
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidValueError
-from llmarch.flops import attention_flops_per_token, forward_flops, weight_flops_per_token
-from llmarch.hardware import Accelerator, accelerator, canonical_peak_dtype, default_price
-from llmarch.memory import kv_cache, kv_cache_bytes_per_token, weights_bytes
-from llmarch.memory_plan import (
+from llmarch.calc.flops import attention_flops_per_token, forward_flops, weight_flops_per_token
+from llmarch.calc.memory import kv_cache, kv_cache_bytes_per_token, weights_bytes
+from llmarch.calc.params import attention_params, count_params, layer_norm_params, mlp_params
+from llmarch.calc.training_memory import (
     ACTIVATION_BYTES,
     DEFAULT_RESERVE_FRACTION,
     FP32_BYTES,
     inference_memory,
     inference_workspace_bytes,
 )
-from llmarch.params import attention_params, count_params, layer_norm_params, mlp_params
-from llmarch.units import canonical_dtype, format_bytes
+from llmarch.catalog.hardware import Accelerator, accelerator, canonical_peak_dtype, default_price
+from llmarch.core.checks import finite_number, fraction, non_negative, positive, positive_int
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.units import canonical_dtype, format_bytes
 
 Bound = Literal["compute", "memory"]
 
@@ -166,7 +166,7 @@ def kv_bytes_per_attention_flop(config: ArchConfig, kv_dtype: str) -> float:
 def kv_cache_share(config: ArchConfig, *, tp: int, kv_dtype: str = "bf16") -> float:
     """Fraction of the KV cache each of `tp` GPUs holds: 1 / min(tp, n_kv_heads), or 1 for MLA.
 
-    Read off `llmarch.memory_plan.inference_memory`, which splits the cache by KV head and replicates a head
+    Read off `llmarch.calc.training_memory.inference_memory`, which splits the cache by KV head and replicates a head
     when tp exceeds n_kv_heads (MQA's single head is on every GPU); an MLA latent serves all heads, so every
     GPU keeps all of it. tp x share is how many copies of the cache the replica holds.
     """

@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from llmarch.bench_math import PHASES, cache_slots, chunk_spans
-from llmarch.errors import InvalidValueError
-from llmarch.model import alibi_slopes
+from llmarch.bench.counts import PHASES, cache_slots, chunk_spans
+from llmarch.core.errors import InvalidValueError
+from llmarch.reference.model import alibi_slopes
 
 VARIANT_NAMES: tuple[str, ...] = ("mha", "gqa", "mqa", "sliding_window", "alibi")
 

@@ -4,7 +4,7 @@ All results are bytes. Training memory per GPU is model states (16-bit weights a
 state: 16 bytes per parameter, Rajbhandari et al. 2020, arXiv:1910.02054) split by tensor and pipeline
 parallelism and sharded by ZeRO, plus activations per Korthikanti et al. 2022 (arXiv:2205.05198),
 generalised layer by layer to GQA/MLA, gated MLPs and mixture of experts. Inference memory is weights,
-KV cache (llmarch.memory) and a prefill workspace estimate; `memory_estimate` gathers all of it for
+KV cache (llmarch.calc.memory) and a prefill workspace estimate; `memory_estimate` gathers all of it for
 `llmarch memory`.
 """
 
@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from llmarch.checks import positive_int
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidValueError
-from llmarch.flops import RECOMPUTE_MODES
-from llmarch.memory import kv_cache, weights_bytes
-from llmarch.params import count_params
-from llmarch.units import canonical_dtype
+from llmarch.calc.flops import RECOMPUTE_MODES
+from llmarch.calc.memory import kv_cache, weights_bytes
+from llmarch.calc.params import count_params
+from llmarch.core.checks import positive_int
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.units import canonical_dtype
 
 # ---------------------------------------------------------------------------------------------------------
 # Training: activations (Korthikanti et al. 2022), model states (ZeRO), the per-GPU total and whether it fits

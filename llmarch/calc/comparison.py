@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llmarch.config import ArchConfig
-from llmarch.params import count_params
+from llmarch.calc.params import count_params
+from llmarch.core.config import ArchConfig
 
 if TYPE_CHECKING:
     import pandas
@@ -46,15 +46,15 @@ def model_record(
 ) -> dict[str, Any]:
     """Every number `llmarch compare` shows for one architecture, as plain JSON-ready data.
 
-    Parameter fields are exact counts (see `llmarch.params.count_params`); `params_active` equals
+    Parameter fields are exact counts (see `llmarch.calc.params.count_params`); `params_active` equals
     `params_total` for dense models. `breakdown` holds the per-component leaves, `groups` their sums.
-    Workload fields: `flops_per_token` is the causal forward pass at `seq_len` (llmarch.flops),
+    Workload fields: `flops_per_token` is the causal forward pass at `seq_len` (llmarch.calc.flops),
     `kv_cache_bytes` is for `batch` sequences of `seq_len` tokens in `dtype`, `weights_bytes` the weights
-    in `dtype` (llmarch.memory).
+    in `dtype` (llmarch.calc.memory).
     """
-    from llmarch.flops import forward_flops
-    from llmarch.memory import kv_cache, kv_cache_bytes_per_token, weights_bytes
-    from llmarch.units import canonical_dtype
+    from llmarch.calc.flops import forward_flops
+    from llmarch.calc.memory import kv_cache, kv_cache_bytes_per_token, weights_bytes
+    from llmarch.core.units import canonical_dtype
 
     dtype = canonical_dtype(dtype)
     counts = count_params(config)
@@ -117,7 +117,7 @@ def kv_cache_curve(
     config: ArchConfig, *, seq_lens: list[int] | None = None, batch: int = DEFAULT_BATCH, dtype: str = DEFAULT_DTYPE
 ) -> dict[str, Any]:
     """KV-cache bytes at each context length (default: powers of two from 512 to the model's context)."""
-    from llmarch.memory import kv_cache
+    from llmarch.calc.memory import kv_cache
 
     if seq_lens is None:
         seq_lens = [2**k for k in range(9, 21) if 2**k <= config.max_seq_len] or [config.max_seq_len]
@@ -144,8 +144,8 @@ def compare_frame(configs: list[ArchConfig], **workload: Any) -> pandas.DataFram
 
 def preset_rows(*, family: str | None = None, attention: str | None = None) -> list[dict[str, Any]]:
     """One row per reachable preset (name, family, year, size, attention, position, source), filtered."""
-    from llmarch.errors import InvalidValueError
-    from llmarch.presets import load_all
+    from llmarch.catalog.presets import load_all
+    from llmarch.core.errors import InvalidValueError
 
     if attention is not None and attention not in ("mha", "gqa", "mqa", "mla"):
         raise InvalidValueError(f"--attention: unknown kind {attention!r}; use mha, gqa, mqa or mla")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmarch.report import write_atomic
+from llmarch.core.io import write_atomic
 
 #: Parameter groups in stacking order, with the breakdown groups each one sums.
 PARAM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -40,7 +40,7 @@ def save_png(figure: Any, path: str | Path) -> None:
 
 def draw_param_shares(axis: Any, records: Sequence[dict[str, Any]]) -> None:
     """Horizontal 100% stacked bars: each model's parameters by component, its total at the bar's end."""
-    from llmarch.units import format_count
+    from llmarch.core.units import format_count
 
     names = [r["name"] for r in records]
     left = [0.0] * len(records)

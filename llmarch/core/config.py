@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from llmarch.errors import InvalidConfigError
+from llmarch.core.errors import InvalidConfigError
 
 Architecture = Literal["decoder", "encoder-decoder"]
 Position = Literal["learned", "sinusoidal", "rope", "alibi", "relative", "none"]
@@ -398,8 +398,8 @@ def _check_number(value: Any, *, integer: bool) -> tuple[bool, Any]:
         return False, value
     if isinstance(value, str):
         # YAML 1.1 reads "2.0e12" (no exponent sign) as a string; human counts ("2T") are welcome too.
-        from llmarch.errors import InvalidValueError
-        from llmarch.units import parse_count
+        from llmarch.core.errors import InvalidValueError
+        from llmarch.core.units import parse_count
 
         try:
             value = parse_count(value)

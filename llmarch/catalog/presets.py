@@ -3,7 +3,7 @@
 A preset spec is one of
 - a preset name (`llama-2-7b`), looked up exactly in the folders of `LLMARCH_PRESET_PATH` (first) and
   in the presets shipped with llmarch;
-- a path to a preset YAML file, or to a Hugging Face `config.json` (mapped by `llmarch.hf`);
+- a path to a preset YAML file, or to a Hugging Face `config.json` (mapped by `llmarch.catalog.hf`);
 - either of those followed by inline overrides: `llama-2-7b:n_kv_heads=8,sliding_window=4096`.
 
 A preset file may say `extends: <spec>` and list only the fields it changes; `training:` facts merge
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidConfigError, UnknownPresetError
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidConfigError, UnknownPresetError
 
 PRESET_PATH_ENV = "LLMARCH_PRESET_PATH"
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -31,7 +31,7 @@ _MAX_EXTENDS_DEPTH = 16
 
 def shipped_presets_dir() -> Path:
     """Folder of the presets shipped with llmarch (inside the wheel, or `presets/` of a source checkout)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # llmarch/
     installed = package / "presets"
     return installed if installed.is_dir() else package.parent / "presets"
 
@@ -148,7 +148,7 @@ class _ParseCache:
             return
         self.dirty = False
         try:
-            from llmarch.report import write_atomic
+            from llmarch.core.io import write_atomic
 
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(target, json.dumps(self.entries))
@@ -250,7 +250,7 @@ def parse_overrides(text: str, *, origin: str) -> dict[str, Any]:
 
 def _maybe_number(value: str) -> Any:
     """Accept human counts in overrides and files ('2T', '4M' -> numbers); leave other strings alone."""
-    from llmarch.units import parse_count
+    from llmarch.core.units import parse_count
 
     if re.fullmatch(r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?\s*[kKmMbBtT]", value.strip()):
         number = parse_count(value)
@@ -329,7 +329,7 @@ def _read_hf_json(path: Path) -> dict[str, Any]:
 
 
 def _hf_to_raw(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
-    from llmarch.hf import config_from_hf
+    from llmarch.catalog.hf import config_from_hf
 
     raw = config_from_hf(data, origin=origin)
     path = Path(origin)

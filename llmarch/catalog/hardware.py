@@ -1,6 +1,6 @@
 """Accelerator catalog, grid carbon intensity and default prices: data files with a source on every row.
 
-The numbers live in `llmarch/data/` (accelerators.json, grid_intensity.json, prices.json), never in code.
+The numbers live in `llmarch/catalog/data/` (accelerators.json, grid_intensity.json, prices.json), never in code.
 This module is the only reader: it loads each file once, checks every row strictly (a source on every
 row, a year on every intensity, positive values, known dtypes) and looks names up exactly, with
 close-match suggestions for a mistyped one.
@@ -22,12 +22,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from llmarch.errors import InvalidValueError
-from llmarch.units import canonical_dtype
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.units import canonical_dtype
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-#: Dtypes a peak may be given for: the storage dtypes of llmarch.units, plus fp4 (Blackwell).
+#: Dtypes a peak may be given for: the storage dtypes of llmarch.core.units, plus fp4 (Blackwell).
 PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from llmarch.checks import positive_int
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidValueError
-from llmarch.params import attention_params, count_params, mlp_params
+from llmarch.calc.params import attention_params, count_params, mlp_params
+from llmarch.core.checks import positive_int
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidValueError
 
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE_MODES: tuple[str, ...] = ("none", "selective", "full")

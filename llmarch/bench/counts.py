@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 
-from llmarch.errors import InvalidValueError
-from llmarch.flops import mean_attended_keys
+from llmarch.calc.flops import mean_attended_keys
+from llmarch.core.errors import InvalidValueError
 
 #: The phases `llmarch bench` times: a causal pass over a prompt, one decoded token against a KV cache of
 #: S tokens, and the prompt fed in chunks into the cache (Mistral's rolling buffer under a window).

@@ -1,7 +1,7 @@
 """Memory a model stores: weights by dtype and the KV cache (per token, and for a batch and context).
 
 All results are bytes. Per-GPU memory of a workload (activations, optimizer states under ZeRO/TP/PP,
-checkpoints, inference totals) builds on these in `llmarch.memory_plan`.
+checkpoints, inference totals) builds on these in `llmarch.calc.training_memory`.
 
 The KV cache is what an incremental decoder keeps per layer: keys and values of every attended position
 (MHA/GQA/MQA), capped at the window for sliding-window layers (a rolling buffer, Jiang et al. 2023,
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmarch.checks import positive_int
-from llmarch.config import ArchConfig
-from llmarch.params import count_params
-from llmarch.units import canonical_dtype, dtype_bytes
+from llmarch.calc.params import count_params
+from llmarch.core.checks import positive_int
+from llmarch.core.config import ArchConfig
+from llmarch.core.units import canonical_dtype, dtype_bytes
 
 #: int4 weight-only quantisation stores one scale per group of this many weights (GPTQ/AWQ default).
 INT4_GROUP_SIZE = 128

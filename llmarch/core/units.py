@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from llmarch.errors import InvalidValueError
+from llmarch.core.errors import InvalidValueError
 
 #: Bytes per element of each storage dtype. int4 is half a byte per weight before its scales.
 DTYPE_BYTES: dict[str, float] = {

@@ -3,12 +3,12 @@
 Each formula is one small function with its source; `estimate_training_cost` chains them for one
 architecture and `footprint` starts from measured GPU-hours instead. Both return a frozen
 `CostEstimate` whose `assumptions` list every input and every default that was used, so that a reader
-can redo the arithmetic. Hardware numbers come from the catalog (llmarch.hardware), never from here.
+can redo the arithmetic. Hardware numbers come from the catalog (llmarch.catalog.hardware), never from here.
 
 The chain (Patterson et al. 2021, arXiv:2104.10350, section 2; Touvron et al. 2023, arXiv:2302.13971,
 section 6):
 
-    training FLOPs  = FLOPs per token x tokens              (llmarch.flops; or 6 N D)
+    training FLOPs  = FLOPs per token x tokens              (llmarch.calc.flops; or 6 N D)
     GPU-seconds     = training FLOPs / (peak FLOP/s x MFU)
     wall-clock s    = GPU-seconds / number of devices       (perfect scaling, no restarts)
     cost (USD)      = GPU-hours x price per GPU-hour
@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from llmarch.checks import finite_number, fraction, non_negative, positive
-from llmarch.config import ArchConfig
-from llmarch.errors import InvalidValueError
-from llmarch.flops import RECOMPUTE_MODES, Recompute, chinchilla_tokens, six_nd, training_flops_per_token
-from llmarch.hardware import (
+from llmarch.calc.flops import RECOMPUTE_MODES, Recompute, chinchilla_tokens, six_nd, training_flops_per_token
+from llmarch.calc.params import count_params
+from llmarch.catalog.hardware import (
     Accelerator,
     GridIntensity,
     accelerator,
@@ -39,8 +37,10 @@ from llmarch.hardware import (
     default_price,
     grid_intensity,
 )
-from llmarch.params import count_params
-from llmarch.units import parse_count
+from llmarch.core.checks import finite_number, fraction, non_negative, positive
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.units import parse_count
 
 FLOPS_METHODS: tuple[str, ...] = ("exact", "6nd")
 
@@ -81,7 +81,7 @@ def _check_n_gpus(n_gpus: int) -> int:
 def resolve_tokens(config: ArchConfig, tokens: str | float | None) -> tuple[float, str]:
     """Training tokens and where they come from: given, "chinchilla", or the preset's published count.
 
-    "chinchilla" is ~20 tokens per parameter (Hoffmann et al. 2022, arXiv:2203.15556; llmarch.flops.
+    "chinchilla" is ~20 tokens per parameter (Hoffmann et al. 2022, arXiv:2203.15556; llmarch.calc.flops.
     chinchilla_tokens). None means the preset's `training.tokens`; a preset without one is an error.
     """
     if tokens is None:
@@ -105,7 +105,7 @@ def training_flops(
 ) -> float:
     """Training FLOPs for `tokens` tokens at context `seq_len` (2 FLOPs per multiply-add).
 
-    "exact": llmarch.flops.training_flops_per_token x tokens (weight matmuls, the causal attention term
+    "exact": llmarch.calc.flops.training_flops_per_token x tokens (weight matmuls, the causal attention term
     and the LM head, x3 for forward + backward, plus the chosen recomputation). "6nd": 6 N D with N the
     active parameters per token (= total for dense models; Kaplan et al. 2020, arXiv:2001.08361), which
     leaves out attention and recomputation.
