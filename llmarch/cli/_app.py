@@ -181,6 +181,7 @@ def render(
 ) -> None:
     from llmarch.report import tables as report
 
+    report.check_finite(records)
     if fmt is OutputFormat.json:
         report.emit(report.to_json(report.envelope(json_key, records, **(extra or {}))), output)
     elif fmt is OutputFormat.csv:

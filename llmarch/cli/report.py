@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from llmarch.cli._app import EXIT_THRESHOLD, app, handle_errors, resolve_specs
-from llmarch.core.io import read_json_file, write_atomic
+from llmarch.core.io import ensure_folder, read_json_file, write_atomic
 
 
 class ReportFormat(StrEnum):
@@ -136,7 +136,7 @@ def report_command(
             assets = f"{target.stem}_assets"
             paths = {}
             if images:
-                (folder / assets).mkdir(exist_ok=True)
+                ensure_folder(folder / assets, what="--output assets")
                 for name, png in images.items():
                     write_atomic(folder / assets / f"{name}.png", png)
                     paths[name] = f"{assets}/{name}.png"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.io import write_atomic
+from llmarch.core.text import printable
 from llmarch.core.units import format_bytes, format_count
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -124,6 +126,22 @@ def format_cell(key: str, value: Any) -> str:
     return str(value)
 
 
+def check_finite(records: Sequence[Mapping[str, Any]]) -> None:
+    """Raise InvalidValueError if a result is infinite or NaN (an input so large that a float overflowed):
+    a table must never show 'inf' as if it were a number."""
+    import math
+
+    stack: list[tuple[str, Any]] = [(str(r.get("name", "")), r) for r in records]
+    while stack:
+        where, node = stack.pop()
+        items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidValueError(f"{where}: {key} is {value}: an input is too large; use realistic values")
+            if isinstance(value, (Mapping, list)):
+                stack.append((where, value))
+
+
 def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
     """Validate requested columns against the records' keys (raises InvalidValueError naming the bad one)."""
     if not records:
@@ -139,39 +157,98 @@ def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) ->
     return list(columns)
 
 
+#: Characters that start inline Markdown (emphasis, code, links, images, raw HTML, tables, math, strikethrough,
+#: entities): backslash-escaped wherever text is written, so text stays text.
+_MD_SPECIAL = frozenset("\\`*_[]<>|$~&")
+#: Every way to end a line (CR alone ends one for CommonMark; VT, FF, NEL and U+2028/9 for some renderers).
+_LINE_BREAKS = re.compile("\r\n|[\r\n\v\f\x85\u2028\u2029]")
+#: What starts a block at the beginning of a line: heading, quote, list item, setext underline, ordered item.
+_MD_BLOCK_START = re.compile(r"^([#>+\-=]|\d+(?=[.)]))")
+
+
+def md_escape(text: str) -> str:
+    """Text as literal inline Markdown on one line: line breaks become spaces, control characters are made
+    visible, and inline constructs (links, images, raw HTML, emphasis, code, table pipes) are backslash-escaped."""
+    text = printable(_LINE_BREAKS.sub(" ", str(text)))
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def md_line(text: str) -> str:
+    """`md_escape` for text that starts a line (a paragraph, list item or heading): a leading block marker
+    ('#', '>', '-', '+', '=', '1.') is escaped too, and leading blanks (an indented code block) dropped."""
+    escaped = md_escape(text).lstrip()
+    match = _MD_BLOCK_START.match(escaped)
+    if match is None:
+        return escaped
+    if match.group(1)[0].isdigit():
+        end = match.end()
+        return escaped[:end] + "\\" + escaped[end:]
+    return "\\" + escaped
+
+
 def to_markdown(records: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> str:
-    """A GitHub-flavoured Markdown table (suitable for a CI job summary)."""
-    header = [LABELS.get(c, c) for c in columns]
-    lines = [f"### {title}", ""] if title else []
+    """A GitHub-flavoured Markdown table (suitable for a CI job summary); every cell escaped (`md_escape`)."""
+    header = [md_escape(LABELS.get(c, c)) for c in columns]
+    lines = [f"### {md_line(title)}", ""] if title else []
     lines.append("| " + " | ".join(header) + " |")
     numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in records) for c in columns]
     lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
     for record in records:
-        cells = [format_cell(c, record.get(c)).replace("|", "\\|") for c in columns]
+        cells = [md_escape(format_cell(c, record.get(c))) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+#: A cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV injection").
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a leading formula character gets a "'" before it, and
+    control characters are made visible. Numbers pass unchanged (a negative number is not a formula)."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_CSV_FORMULA_START):
+        value = "'" + value
+    return printable(value)
+
+
 def to_csv(records: Sequence[dict[str, Any]]) -> str:
-    """CSV of the full records (nested objects flattened to 'breakdown.attention.q' style columns)."""
+    """CSV of the full records (nested objects flattened to 'breakdown.attention.q' style columns); text cells
+    and headers pass through `csv_safe`."""
     import pandas
 
     frame = pandas.json_normalize(list(records), sep=".")
+    frame.columns = [csv_safe(str(c)) for c in frame.columns]
+    for column in frame.columns:
+        if frame[column].dtype == object or str(frame[column].dtype).startswith("str"):
+            frame[column] = frame[column].map(csv_safe)
     return frame.to_csv(index=False)
 
 
 def rich_table(records: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold", show_lines=False)
+    table = Table(title=rich_text(title) if title else None, header_style="bold", show_lines=False)
     for col in columns:
         numeric = any(isinstance(r.get(col), (int, float)) and not isinstance(r.get(col), bool) for r in records)
         table.add_column(
-            LABELS.get(col, col), justify="right" if numeric else "left", no_wrap=col == "name", overflow="fold"
+            rich_text(LABELS.get(col, col)),
+            justify="right" if numeric else "left",
+            no_wrap=col == "name",
+            overflow="fold",
         )
     for record in records:
-        table.add_row(*(format_cell(c, record.get(c)) for c in columns))
+        table.add_row(*(rich_text(format_cell(c, record.get(c))) for c in columns))
     return table
+
+
+def rich_text(value: Any, *, style: str = "") -> Any:
+    """A rich Text that shows `value` literally: no markup ('[kv=8]' stays, '[/]' cannot raise), control
+    characters made visible."""
+    from rich.text import Text
+
+    return Text(printable(str(value)), style=style)
 
 
 def print_rich(renderable: Any) -> None:
@@ -224,7 +301,7 @@ def show_renderable(record: dict[str, Any]) -> Any:
     from rich.tree import Tree
 
     config = record["config"]
-    fields = Table(title=record["name"], show_header=False, box=None, pad_edge=False)
+    fields = Table(title=rich_text(record["name"]), show_header=False, box=None, pad_edge=False)
     fields.add_column("field", style="bold")
     fields.add_column("value", overflow="fold")
     for key, value in config.items():
@@ -232,13 +309,14 @@ def show_renderable(record: dict[str, Any]) -> Any:
             continue
         if value in (None, "", False, 0) and key not in ("tie_embeddings", "final_norm"):
             continue  # feature absent: keep the view short; JSON has every field
-        fields.add_row(key, format_cell(key, value))
+        fields.add_row(rich_text(key), rich_text(format_cell(key, value)))
     for key, value in record["derived"].items():
         if value not in (None, 0, False):
-            fields.add_row(f"[dim]{key}[/dim]", format_cell(key, value))
+            fields.add_row(rich_text(key, style="dim"), rich_text(format_cell(key, value)))
     for key, value in config["training"].items():
         if value is not None:
-            fields.add_row(f"training.{key}", format_cell(key if key != "tokens" else "training_tokens", value))
+            shown = format_cell(key if key != "tokens" else "training_tokens", value)
+            fields.add_row(rich_text(f"training.{key}"), rich_text(shown))
 
     params = record["params"]
     total = params["total"]
