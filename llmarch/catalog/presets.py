@@ -79,10 +79,9 @@ def _folder_entries(folder: Path) -> list[Path]:
 
         from llmarch.core.errors import LlmarchWarning
 
-        if not isinstance(exc, NotADirectoryError) or os.path.exists(folder):
-            warnings.warn(
-                f"{PRESET_PATH_ENV}: skipping {str(folder)!r}: {exc.strerror or exc}", LlmarchWarning, stacklevel=2
-            )
+        warnings.warn(
+            f"{PRESET_PATH_ENV}: skipping {str(folder)!r}: {exc.strerror or exc}", LlmarchWarning, stacklevel=2
+        )
         return []
 
 
@@ -483,9 +482,17 @@ def load(spec: str) -> ArchConfig:
     """Load a preset by name, file path or config.json path, with optional ':field=value' overrides."""
     _checked([spec])
     try:
-        return _load_cached(spec.strip(), os.environ.get(PRESET_PATH_ENV, ""))
+        return _load_one(spec.strip())
     finally:
         _cache.flush()
+
+
+def _load_one(spec: str) -> ArchConfig:
+    """A named preset from the in-process cache; a file path read afresh every time (it may have been edited
+    since: the parse cache, keyed by content, still spares the parsing)."""
+    if _looks_like_path(_split_overrides(spec)[0]):
+        return _load_cached.__wrapped__(spec, "")
+    return _load_cached(spec, os.environ.get(PRESET_PATH_ENV, ""))
 
 
 @functools.lru_cache(maxsize=256)
@@ -506,7 +513,7 @@ def _load_cached(spec: str, _preset_path: str) -> ArchConfig:
 def load_many(specs: list[str]) -> list[ArchConfig]:
     """Load several specs (see `load`), in order."""
     try:
-        return [_load_cached(s.strip(), os.environ.get(PRESET_PATH_ENV, "")) for s in _checked(specs)]
+        return [_load_one(s.strip()) for s in _checked(specs)]
     finally:
         _cache.flush()
 
