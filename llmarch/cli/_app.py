@@ -129,10 +129,14 @@ def handle_errors(func: F) -> F:
     Anything else is a bug in llmarch: one line too, unless LLMARCH_DEBUG=1 asks for the traceback.
     Warnings (llmarch.core.errors.LlmarchWarning) are printed as one line each."""
 
+    kind = func.__name__.removesuffix("_command").replace("_", "-")  # estimate_cost_command -> estimate-cost
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from llmarch.core.errors import LlmarchWarning
+        from llmarch.report.tables import current_kind
 
+        token = current_kind.set(kind)
         with warnings.catch_warnings():
             warnings.simplefilter("always", LlmarchWarning)
             warnings.showwarning = _show_warning
@@ -158,6 +162,8 @@ def handle_errors(func: F) -> F:
                     f"internal error ({type(exc).__name__}: {_describe(exc)}); rerun with {DEBUG_ENV}=1 for the "
                     "traceback and report it"
                 ) from None
+            finally:
+                current_kind.reset(token)
 
     return wrapper  # type: ignore[return-value]
 
@@ -247,7 +253,7 @@ def main() -> None:
             code = app(standalone_mode=False)
         except click_exceptions.NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help())
-            code = 0
+            code = exc.exit_code
         except click_exceptions.ClickException as exc:
             code = _usage_error(exc)
         except typer.Abort:
