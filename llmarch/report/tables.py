@@ -213,7 +213,12 @@ def md_escape(text: str) -> str:
     """Text as literal inline Markdown on one line: line breaks become spaces, control characters are made
     visible, and inline constructs (links, images, raw HTML, emphasis, code, table pipes) are backslash-escaped."""
     text = printable(_LINE_BREAKS.sub(" ", str(text)))
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+    out = []
+    for i, ch in enumerate(text):
+        # An underscore inside a word (device_check) never starts emphasis in GFM: left as it is, readable.
+        intraword = ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        out.append("\\" + ch if ch in _MD_SPECIAL and not intraword else ch)
+    return "".join(out)
 
 
 def md_line(text: str) -> str:
