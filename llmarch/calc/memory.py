@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmarch.calc.params import count_params
+from llmarch.calc.quant import is_linear_group, quant_scheme
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
-from llmarch.calc.quant import is_linear_group, quant_scheme
 from llmarch.core.units import canonical_dtype, dtype_bytes
+
 
 def weights_bytes(config: ArchConfig, dtype: str = "bf16") -> float:
     """Bytes of the weights stored as weight dtype `dtype`, as checkpoints of that scheme are deployed.

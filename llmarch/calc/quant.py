@@ -5,14 +5,17 @@ every parameter in that dtype. The quantised schemes store the *linear layers* (
 projections) in fewer bits and keep the token embeddings, the output head and the norms in 16 bits, as
 released checkpoints do (AutoAWQ/AutoGPTQ, NVIDIA ModelOpt FP8/NVFP4, OpenAI's MXFP4 gpt-oss):
 
-| dtype      | linear layers                                   | matmuls run at        | source |
-|------------|-------------------------------------------------|-----------------------|--------|
-| fp8        | 1 byte (E4M3) + one fp32 scale per tensor       | the FP8 peak (W8A8)   | Micikevicius et al. 2022, arXiv:2209.05433 |
-| int8       | 1 byte + one fp16 scale per output channel      | 16-bit (weight-only)  | Dettmers et al. 2022, arXiv:2208.07339 |
-| w8a8       | 1 byte + per-channel scales; int8 activations   | the INT8 peak         | Xiao et al. 2023 (SmoothQuant), arXiv:2211.10438 |
-| int4       | 4 bits + fp16 scale and 4-bit zero per group of 128 | 16-bit (weight-only) | Lin et al. 2023 (AWQ), arXiv:2306.00978; Frantar et al. 2022 (GPTQ), arXiv:2210.17323 |
-| mxfp4      | 4 bits + one 8-bit (E8M0) scale per block of 32  | the FP4 peak, else 16-bit | OCP Microscaling spec v1.0 (2023); Rouhani et al. 2023, arXiv:2310.10537 |
-| nvfp4      | 4 bits + one FP8 (E4M3) scale per block of 16    | the FP4 peak, else 16-bit | NVIDIA 2025, "Introducing NVFP4" (Blackwell) |
+- fp8: FP8 (E4M3) linear layers, one fp32 scale per tensor; W8A8 at the FP8 peak (Micikevicius et al. 2022,
+  arXiv:2209.05433; NVIDIA ModelOpt FP8 checkpoints).
+- int8: int8 weight-only, one fp16 scale per output channel, matmuls in 16 bits (Dettmers et al. 2022,
+  arXiv:2208.07339).
+- w8a8: int8 weights and activations at the INT8 peak (Xiao et al. 2023, SmoothQuant, arXiv:2211.10438).
+- int4: 4 bits + an fp16 scale and a 4-bit zero point per group of 128, matmuls in 16 bits (Lin et al. 2023,
+  AWQ, arXiv:2306.00978; Frantar et al. 2022, GPTQ, arXiv:2210.17323).
+- mxfp4: 4-bit E2M1 + one 8-bit E8M0 scale per block of 32 (OCP Microscaling spec v1.0, 2023; Rouhani et al.
+  2023, arXiv:2310.10537); FP4 compute where the GPU has it, else dequantised to 16 bits.
+- nvfp4: 4-bit E2M1 + one FP8 scale per block of 16 (NVIDIA 2025, "Introducing NVFP4"); FP4 compute where
+  the GPU has it, else dequantised to 16 bits.
 
 "int4" is the AWQ/GPTQ layout (an asymmetric group scale and zero point; `int4-awq` and `int4-gptq` are
 accepted as aliases). KV-cache dtypes are separate (`kv_dtype`): 16-bit, fp8 or int8; a 4-bit KV cache is
@@ -52,18 +55,52 @@ SCHEMES: dict[str, QuantScheme] = {
     "fp32": _scheme("fp32", 4.0, 4.0, "native", "every parameter in fp32"),
     "bf16": _scheme("bf16", 2.0, 2.0, "native", "every parameter in bf16"),
     "fp16": _scheme("fp16", 2.0, 2.0, "native", "every parameter in fp16"),
-    "fp8": _scheme("fp8", 1.0, _SIXTEEN, "fp8", "FP8 (E4M3) linear layers with per-tensor scales, W8A8 at the "
-                   "FP8 peak; embeddings, head and norms 16-bit"),  # fmt: skip
-    "int8": _scheme("int8", 1.0, _SIXTEEN, "16-bit", "int8 weight-only linear layers (per-channel scales), "
-                    "dequantised to 16 bits; embeddings, head and norms 16-bit"),  # fmt: skip
-    "w8a8": _scheme("w8a8", 1.0, _SIXTEEN, "int8", "int8 weights and activations (SmoothQuant) at the INT8 "
-                    "peak; embeddings, head and norms 16-bit"),  # fmt: skip
-    "int4": _scheme("int4", 0.5 + (2.0 + 0.5) / 128, _SIXTEEN, "16-bit", "int4 weight-only (AWQ/GPTQ, group "
-                    "128: fp16 scale + 4-bit zero per group), dequantised to 16 bits; embeddings, head, norms 16-bit"),
-    "mxfp4": _scheme("mxfp4", 0.5 + 1.0 / 32, _SIXTEEN, "fp4", "MXFP4 (E2M1, one E8M0 scale per 32) linear "
-                     "layers; FP4 compute where the GPU has it, else dequantised to 16 bits"),  # fmt: skip
-    "nvfp4": _scheme("nvfp4", 0.5 + 1.0 / 16, _SIXTEEN, "fp4", "NVFP4 (E2M1, one FP8 scale per 16) linear "
-                     "layers; FP4 compute where the GPU has it, else dequantised to 16 bits"),  # fmt: skip
+    "fp8": _scheme(
+        "fp8",
+        1.0,
+        _SIXTEEN,
+        "fp8",
+        "FP8 (E4M3) linear layers with per-tensor scales, W8A8 at the FP8 peak; embeddings, head and norms 16-bit",
+    ),
+    "int8": _scheme(
+        "int8",
+        1.0,
+        _SIXTEEN,
+        "16-bit",
+        "int8 weight-only linear layers (per-channel scales), "
+        "dequantised to 16 bits; embeddings, head and norms 16-bit",
+    ),
+    "w8a8": _scheme(
+        "w8a8",
+        1.0,
+        _SIXTEEN,
+        "int8",
+        "int8 weights and activations (SmoothQuant) at the INT8 peak; embeddings, head and norms 16-bit",
+    ),
+    "int4": _scheme(
+        "int4",
+        0.5 + (2.0 + 0.5) / 128,
+        _SIXTEEN,
+        "16-bit",
+        "int4 weight-only (AWQ/GPTQ, group "
+        "128: fp16 scale + 4-bit zero per group), dequantised to 16 bits; embeddings, head, norms 16-bit",
+    ),
+    "mxfp4": _scheme(
+        "mxfp4",
+        0.5 + 1.0 / 32,
+        _SIXTEEN,
+        "fp4",
+        "MXFP4 (E2M1, one E8M0 scale per 32) linear "
+        "layers; FP4 compute where the GPU has it, else dequantised to 16 bits",
+    ),
+    "nvfp4": _scheme(
+        "nvfp4",
+        0.5 + 1.0 / 16,
+        _SIXTEEN,
+        "fp4",
+        "NVFP4 (E2M1, one FP8 scale per 16) linear "
+        "layers; FP4 compute where the GPU has it, else dequantised to 16 bits",
+    ),
 }
 
 _ALIASES = {
@@ -95,11 +132,11 @@ def check_kv_dtype(kv_dtype: str) -> str:
     key = str(kv_dtype).strip().lower()
     key = _ALIASES.get(key, key)
     if key in ("int4", "nvfp4", "mxfp4"):
-        raise InvalidValueError(
-            f"kv_dtype: a {key} KV cache is not modelled; use fp8 or int8 for a quantised KV cache"
-        )
+        raise InvalidValueError(f"kv_dtype: a {key} KV cache is not modelled; use fp8 or int8 for a quantised KV cache")
     if key not in KV_DTYPES:
-        raise InvalidValueError(f"unknown dtype {kv_dtype!r} for the KV cache (kv_dtype); use one of {', '.join(KV_DTYPES)}")
+        raise InvalidValueError(
+            f"unknown dtype {kv_dtype!r} for the KV cache (kv_dtype); use one of {', '.join(KV_DTYPES)}"
+        )
     return key
 
 

@@ -111,7 +111,8 @@ def serving_memory(
     dtype = canonical_weight_dtype(dtype)
     kv_dtype = check_kv_dtype(kv_dtype)
     per_request = request_kv_bytes(config, prompt_len=prompt_len, generate_len=generate_len, kv_dtype=kv_dtype,
-                                   beam_width=beam_width, occupancy=occupancy) * kv_tp_share(config, tp) / pp  # fmt: skip
+                                   beam_width=beam_width, occupancy=occupancy)  # fmt: skip
+    per_request *= kv_tp_share(config, tp) / pp
     tokens = concurrency * prompt_len if step_tokens is None else positive_int("step_tokens", step_tokens)
     act_dtype = "fp32" if dtype == "fp32" else "bf16"
     workspace = inference_workspace_bytes(config, batch=1, seq_len=tokens, dtype=act_dtype, tp=tp, flash=flash)

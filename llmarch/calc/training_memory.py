@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from llmarch.calc.flops import RECOMPUTE_MODES
-from llmarch.calc.memory import kv_cache, weights_bytes
+from llmarch.calc.memory import weights_bytes
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
