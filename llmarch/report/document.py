@@ -24,12 +24,17 @@ from typing import Any
 from urllib.parse import quote
 
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_DTYPE,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_PROMPT_LEN,
+    DEFAULT_REPORT_GPU,
+    DEFAULT_SEQ_LEN,
+)
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import format_bytes, format_count
 from llmarch.report.tables import format_value
-
-#: Accelerator of the serving and cost sections when none is given.
-DEFAULT_GPU = "h100-sxm"
 
 #: The figures a report can embed: file stem -> what it shows (also the image's alt text).
 FIGURES: dict[str, str] = {
@@ -236,15 +241,15 @@ def read_bench(document: Any, *, source: str) -> BenchData:
 class ReportOptions:
     """The workload of a report; None means each calculator's documented default (recorded in its section)."""
 
-    gpu: str = DEFAULT_GPU
+    gpu: str = DEFAULT_REPORT_GPU
     n_gpus: int | None = None  # memory and serving: default tp; training cost: default 1 (estimate-cost's)
     tp: int = 1
     tokens: str | None = None  # training tokens ("2T", "chinchilla"); None: each preset's published count
-    seq_len: int | None = None  # comparison and memory: default 2048; training cost: default the preset's
-    batch: int | None = None  # comparison and memory: default 1; serving: default the largest that fits
-    dtype: str = "bf16"  # weights (and KV cache) of the comparison, memory and serving
-    prompt_len: int = 2048
-    generate_len: int = 512
+    seq_len: int | None = None  # comparison and memory: DEFAULT_SEQ_LEN; training cost: default the preset's
+    batch: int | None = None  # comparison and memory: DEFAULT_BATCH; serving: default the largest that fits
+    dtype: str = DEFAULT_DTYPE  # weights (and KV cache) of the comparison, memory and serving
+    prompt_len: int = DEFAULT_PROMPT_LEN
+    generate_len: int = DEFAULT_GENERATE_LEN
     flash: bool = True
     zero: int = 0
     max_cost_usd: float | None = None
@@ -294,7 +299,7 @@ def collect(
 ) -> ReportData:
     """Run the calculators behind each section for `configs` under `options`.
 
-    comparison: compare_records and kv_cache_curve at seq_len (default 2048), batch (default 1), dtype.
+    comparison: compare_records and kv_cache_curve at seq_len (DEFAULT_SEQ_LEN), batch (DEFAULT_BATCH), dtype.
     memory: memory_estimate at the same seq_len and batch, on n_gpus (default tp) GPUs with ZeRO `zero`,
     fitted to the GPU's memory, the KV cache in the dtype serving uses. serving: estimate_inference of
     prompt_len + generate_len tokens at `batch` (default: the largest that fits). training cost:
@@ -310,8 +315,8 @@ def collect(
     if not configs:
         raise InvalidValueError("name at least one preset")
     acc = accelerator(options.gpu)
-    seq_len = comparison.DEFAULT_SEQ_LEN if options.seq_len is None else options.seq_len
-    batch = comparison.DEFAULT_BATCH if options.batch is None else options.batch
+    seq_len = DEFAULT_SEQ_LEN if options.seq_len is None else options.seq_len
+    batch = DEFAULT_BATCH if options.batch is None else options.batch
     n_gpus = options.tp if options.n_gpus is None else options.n_gpus
     models = comparison.compare_records(list(configs), seq_len=seq_len, batch=batch, dtype=options.dtype)
     curves = [comparison.kv_cache_curve(c, batch=batch, dtype=models[0]["dtype"]) for c in configs]
@@ -959,7 +964,6 @@ def render_html(blocks: Sequence[Block], *, images: Mapping[str, bytes] | None =
 
 
 __all__ = [
-    "DEFAULT_GPU",
     "FIGURES",
     "BenchData",
     "Block",
