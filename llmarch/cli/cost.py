@@ -30,31 +30,26 @@ class FlopsMethod(StrEnum):
     six_nd = "6nd"
 
 
-def _count(value: float | None, *, prefix: str = "", unit: str = "") -> str | None:
-    from llmarch.core.units import format_count
-
-    return None if value is None else f"{prefix}{format_count(value)}{unit}"
-
-
 def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table cells for people: counts with suffixes, tonnes for CO2e (JSON and CSV keep raw numbers)."""
+    from llmarch.report.format import format_co2e, format_count, format_flops, format_kwh, format_usd
+
     rows = []
     for record in records:
         a = record["assumptions"]
-        co2e = record["co2e_kg"]
         rows.append(
             {
                 "name": record["name"],
-                "tokens": _count(a.get("tokens")),
+                "tokens": format_count(a.get("tokens")),
                 "gpu": a.get("gpu"),
                 "n_gpus": a.get("n_gpus"),
                 "mfu": a.get("mfu"),
-                "training_flops": None if record["training_flops"] is None else f"{record['training_flops']:.3g}",
-                "gpu_hours": _count(record["gpu_hours"]),
-                "days": _count(record["wall_clock_days"]),
-                "cost": _count(record["cost_usd"], prefix="$"),
-                "energy": _count(record["energy_kwh"], unit=" kWh"),
-                "co2e": None if co2e is None else f"{co2e / 1000:.4g} t",
+                "training_flops": format_flops(record["training_flops"]),
+                "gpu_hours": format_count(record["gpu_hours"]),
+                "days": format_count(record["wall_clock_days"]),
+                "cost": format_usd(record["cost_usd"]),
+                "energy": format_kwh(record["energy_kwh"]),
+                "co2e": format_co2e(record["co2e_kg"]),
             }
         )
     return rows

@@ -18,14 +18,10 @@ from llmarch.core.defaults import (
     DEFAULT_PROMPT_LEN,
     DEFAULT_RESERVE_FRACTION,
 )
-from llmarch.report.tables import format_value
+from llmarch.report.format import format_bytes, format_count, format_seconds, format_usd, format_value
 
 #: Context lengths (prompt + generated tokens) the --plot sweep evaluates.
 PLOT_CONTEXTS = tuple(2**i for i in range(10, 18))  # 1k .. 128k
-
-
-def _ms(value: float | None) -> str | None:
-    return None if value is None else f"{value * 1e3:.4g} ms" if value < 1 else f"{value:.4g} s"
 
 
 def _phase_cell(phase: dict[str, Any] | None) -> str | None:
@@ -41,15 +37,13 @@ def _flop_per_byte(value: float) -> str:
 
 
 def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict[str, Any]]:
-    """Display rows: sizes with binary prefixes, times in ms, rates rounded (JSON keeps raw SI numbers)."""
-    from llmarch.core.units import format_bytes, format_count
-
+    """Display rows: sizes with binary prefixes, times in s/ms/µs, rates rounded (JSON keeps raw SI numbers)."""
     rows = []
     for r in records:
-        ttft, tpot = _ms(r["ttft_s"]), _ms(r["tpot_s"])
+        ttft, tpot = format_seconds(r["ttft_s"]), format_seconds(r["tpot_s"])
         if calibrated and r["ttft_default_s"] is not None:
-            ttft = f"{ttft} (default {_ms(r['ttft_default_s'])})"
-            tpot = f"{tpot} (default {_ms(r['tpot_default_s'])})"
+            ttft = f"{ttft} (default {format_seconds(r['ttft_default_s'])})"
+            tpot = f"{tpot} (default {format_seconds(r['tpot_default_s'])})"
         max_context = r["max_context_len"]
         rows.append(
             {
@@ -67,9 +61,9 @@ def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict
                 "TPOT": tpot,
                 "prefill I<>ridge": _phase_cell(r["prefill"]),
                 "decode I<>ridge": _phase_cell(r["decode"]),
-                "tok/s/GPU": None if r["tokens_per_s_per_gpu"] is None else f"{r['tokens_per_s_per_gpu']:.4g}",
-                "tok/s": None if r["tokens_per_s"] is None else f"{r['tokens_per_s']:.4g}",
-                "$/M tok": None if r["usd_per_million_tokens"] is None else f"{r['usd_per_million_tokens']:.3g}",
+                "tok/s/GPU": format_count(r["tokens_per_s_per_gpu"]),
+                "tok/s": format_count(r["tokens_per_s"]),
+                "$/M tok": format_usd(r["usd_per_million_tokens"]),
             }
         )
     return rows

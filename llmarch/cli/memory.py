@@ -33,7 +33,7 @@ _TABLE_COLUMNS = (
 
 def _table_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Records as display rows (sizes with binary prefixes, fit as yes/no) and their column order."""
-    from llmarch.core.units import format_bytes
+    from llmarch.report.format import format_bytes
 
     rows = []
     for record in records:
@@ -103,7 +103,8 @@ def memory_command(
     from llmarch.calc import training_memory as memory_plan
     from llmarch.catalog import presets
     from llmarch.core.errors import InvalidValueError
-    from llmarch.core.units import format_bytes, parse_bytes
+    from llmarch.core.units import parse_bytes
+    from llmarch.report.format import format_bytes
 
     specs = resolve_specs(presets_, all_presets)
     if gpu is not None and gpu_memory is not None:
