@@ -446,10 +446,8 @@ def test_cli_json_equals_the_library() -> None:
     code, out, _ = invoke("estimate-inference", *args, "--gpu", "h100-sxm", *flags, "--format", "json")
     assert code == 0
     document = json.loads(out)
-    expected = [
-        estimate_inference(load(a), "h100-sxm", tp=4, kv_dtype="fp8", prompt_len=4096, generate_len=256, max_tpot_s=5e-2)
-        for a in args
-    ]
+    options = {"tp": 4, "kv_dtype": "fp8", "prompt_len": 4096, "generate_len": 256, "max_tpot_s": 0.05}
+    expected = [estimate_inference(load(a), "h100-sxm", **options) for a in args]
     assert document["estimates"] == [json.loads(json.dumps(e.to_record())) for e in expected]
     required = {"name", "gpu", "fits", "weights_bytes", "kv_cache_bytes", "max_batch", "ttft_s", "tpot_s",
                 "request_latency_s", "tokens_per_s", "tokens_per_s_per_gpu", "usd_per_million_tokens",

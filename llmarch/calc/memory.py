@@ -18,10 +18,11 @@ from llmarch.calc.params import count_params
 from llmarch.calc.quant import is_linear_group, quant_scheme
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DTYPE
 from llmarch.core.units import canonical_dtype, dtype_bytes
 
 
-def weights_bytes(config: ArchConfig, dtype: str = "bf16") -> float:
+def weights_bytes(config: ArchConfig, dtype: str = DEFAULT_DTYPE) -> float:
     """Bytes of the weights stored as weight dtype `dtype`, as checkpoints of that scheme are deployed.
 
     Per `count_params` group: linear projections (attention, MLP, experts) at the scheme's bytes per weight,
@@ -68,7 +69,7 @@ def kv_cache_elements_per_token(config: ArchConfig) -> int:
     return config.n_layers * config.n_kv_heads * (config.d_head + config.v_head_dim)
 
 
-def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = "bf16") -> float:
+def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = DEFAULT_DTYPE) -> float:
     """KV-cache bytes added per decoded token (all layers, one sequence), before any window cap."""
     return kv_cache_elements_per_token(config) * dtype_bytes(dtype)
 
@@ -91,7 +92,7 @@ def kv_cache(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
     beam_width: int = 1,
     encoder_len: int | None = None,
 ) -> KVCache:

@@ -8,40 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, resolve_specs
-from llmarch.report.tables import format_value
-
-
-def _ms(value: float | None) -> str | None:
-    return None if value is None else f"{value * 1e3:.4g} ms" if value < 1 else f"{value:.4g} s"
-
-
-def _phase_cell(phase: dict[str, Any] | None) -> str | None:
-    """'memory 7.9<259': the bound, and the arithmetic intensity against the ridge point (FLOP/byte)."""
-    if phase is None:
-        return None
-    intensity, ridge = phase["arithmetic_intensity_flop_per_byte"], phase["ridge_flop_per_byte"]
-    return f"{phase['bound']} {_flop_per_byte(intensity)}{'>' if intensity > ridge else '<'}{_flop_per_byte(ridge)}"
-
-
-def _flop_per_byte(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def _usd(value: float | None) -> str | None:
-    return None if value is None else f"{value:.3g}"
+from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
+from llmarch.report.format import format_bytes, format_count, format_seconds, format_usd, format_value
 
 
 def _context_cell(r: dict[str, Any]) -> str:
     """'2.56k' or '10.2k > 4.1k!' when the workload is beyond the model's context."""
-    from llmarch.core.units import format_count
-
     text = format_count(r["context_len"])
     return f"{text} > {format_count(r['max_seq_len'])}!" if r["exceeds_max_seq_len"] else text
 
 
 def _max_context_cell(r: dict[str, Any]) -> str | None:
-    from llmarch.core.units import format_count
-
     value = r["max_context_len"]
     if value is None:
         return "unbounded"
@@ -49,15 +26,13 @@ def _max_context_cell(r: dict[str, Any]) -> str | None:
 
 
 def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict[str, Any]]:
-    """Display rows: sizes with binary prefixes, times in ms, rates rounded (JSON keeps raw SI numbers)."""
-    from llmarch.core.units import format_bytes
-
+    """Display rows: sizes with binary prefixes, times in s/ms/µs, rates rounded (JSON keeps raw SI numbers)."""
     rows = []
     for r in records:
-        ttft, tpot = _ms(r["ttft_s"]), _ms(r["tpot_s"])
+        ttft, tpot = format_seconds(r["ttft_s"]), format_seconds(r["tpot_s"])
         if calibrated and r["ttft_default_s"] is not None:
-            ttft = f"{ttft} (default {_ms(r['ttft_default_s'])})"
-            tpot = f"{tpot} (default {_ms(r['tpot_default_s'])})"
+            ttft = f"{ttft} (default {format_seconds(r['ttft_default_s'])})"
+            tpot = f"{tpot} (default {format_seconds(r['tpot_default_s'])})"
         running = r["running_requests"]
         load = str(r["batch"]) + (f" ({running} running)" if running is not None and running < r["batch"] else "")
         rows.append(
@@ -75,13 +50,13 @@ def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict
                 "per GPU": format_bytes(r["total_bytes"]),
                 "TTFT": ttft,
                 "TPOT": tpot,
-                "latency": _ms(r["request_latency_s"]),
+                "latency": format_seconds(r["request_latency_s"]),
                 "decode bound": r["bound"],
-                "tok/s/GPU": None if r["tokens_per_s_per_gpu"] is None else f"{r['tokens_per_s_per_gpu']:.4g}",
-                "tok/s": None if r["tokens_per_s"] is None else f"{r['tokens_per_s']:.4g}",
-                "$/M in": _usd(r["usd_per_million_input_tokens"]),
-                "$/M out": _usd(r["usd_per_million_output_tokens"]),
-                "$/M blended": _usd(r["usd_per_million_tokens_blended"]),
+                "tok/s/GPU": format_count(r["tokens_per_s_per_gpu"]),
+                "tok/s": format_count(r["tokens_per_s"]),
+                "$/M in": format_usd(r["usd_per_million_input_tokens"]),
+                "$/M out": format_usd(r["usd_per_million_output_tokens"]),
+                "$/M blended": format_usd(r["usd_per_million_tokens_blended"]),
             }
         )
     return rows
@@ -96,11 +71,11 @@ def _curve_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     "name": r["name"],
                     "in flight": p["concurrency"],
-                    "TTFT": _ms(p["ttft_s"]),
-                    "TPOT": _ms(p["tpot_s"]),
-                    "latency": _ms(p["request_latency_s"]),
-                    "tok/s/GPU": f"{p['tokens_per_s_per_gpu']:.4g}",
-                    "tok/s": f"{p['tokens_per_s']:.4g}",
+                    "TTFT": format_seconds(p["ttft_s"]),
+                    "TPOT": format_seconds(p["tpot_s"]),
+                    "latency": format_seconds(p["request_latency_s"]),
+                    "tok/s/GPU": format_count(p["tokens_per_s_per_gpu"]),
+                    "tok/s": format_count(p["tokens_per_s"]),
                 }
             )
     return rows
@@ -232,7 +207,7 @@ def estimate_inference_command(
     ] = False,
     dtype: Annotated[
         str, typer.Option(help="Weights: fp32, bf16, fp16, fp8 (W8A8), int8, w8a8, int4 (AWQ/GPTQ), mxfp4, nvfp4.")
-    ] = "bf16",
+    ] = DEFAULT_DTYPE,
     kv_dtype: Annotated[
         str | None,
         typer.Option(help="KV-cache dtype (bf16, fp16, fp8, int8). Default: the weights' 16 bits, else bf16."),
@@ -240,14 +215,18 @@ def estimate_inference_command(
     compute_dtype: Annotated[
         str | None, typer.Option(help="Dtype whose peak FLOP/s the matmuls run at. Default: the scheme's.")
     ] = None,
-    prompt_len: Annotated[int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")] = 2048,
+    prompt_len: Annotated[
+        int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")
+    ] = DEFAULT_PROMPT_LEN,
     generate_len: Annotated[
         int, typer.Option("--generate-len", "--generate", help="Generated tokens per request.")
-    ] = 512,
+    ] = DEFAULT_GENERATE_LEN,
     batch: Annotated[
         int | None,
-        typer.Option(help="Requests in flight per replica. Default: the largest meeting --max-ttft/--max-tpot, "
-                     "else the load of --request-rate, else the maximum-throughput load."),
+        typer.Option(
+            help="Requests in flight per replica. Default: the largest meeting --max-ttft/--max-tpot, "
+            "else the load of --request-rate, else the maximum-throughput load."
+        ),
     ] = None,
     max_batch: Annotated[
         bool, typer.Option("--max-batch", help="Serve the maximum-throughput load (the default without --batch).")
@@ -261,7 +240,7 @@ def estimate_inference_command(
     beam_width: Annotated[int, typer.Option(help="Beam search width: one KV cache per beam.")] = 1,
     prefill_chunk: Annotated[
         int, typer.Option(help="Tokens per engine step (chunked prefill budget); 0: every prompt in one step.")
-    ] = 8192,
+    ] = DEFAULT_PREFILL_CHUNK,
     gpu_memory_utilization: Annotated[
         float | None, typer.Option(help="Fraction of GPU memory the engine uses (vLLM's). Default 0.9.")
     ] = None,
