@@ -133,8 +133,22 @@ def test_design_reproduces_table3_and_costs_match_the_other_commands(tmp_path: P
     assert cost["gpu_hours"] == pytest.approx(best["training_gpu_hours"], rel=1e-12)
     assert cost["cost_usd"] == pytest.approx(best["training_usd"], rel=1e-12)
     assert cost["training_flops"] == pytest.approx(best["training_flops"], rel=1e-12)
-    serve = json.loads(invoke("estimate-inference", str(preset), "--gpu", "h100-sxm", "--tp", str(best["serving_tp"]),
-                              "--prompt-len", str(8192 - 512), "--generate-len", "512", "--format", "json")[1])
+    serve = json.loads(
+        invoke(
+            "estimate-inference",
+            str(preset),
+            "--gpu",
+            "h100-sxm",
+            "--tp",
+            str(best["serving_tp"]),
+            "--prompt-len",
+            str(8192 - 512),
+            "--generate-len",
+            "512",
+            "--format",
+            "json",
+        )[1]
+    )
     row = serve["estimates"][0]
     assert row["usd_per_million_tokens"] == pytest.approx(best["serving_usd_per_million_tokens"], rel=1e-12)
     assert row["total_bytes"] == pytest.approx(best["serving_memory_per_gpu_bytes"], rel=1e-12)
