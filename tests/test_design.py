@@ -194,3 +194,18 @@ def test_impossible_constraints_are_one_line_errors() -> None:
     assert code == 1 and "no shape within" in err
     code, _, err = invoke("design", "--gpu-hours", "100", "--compute", "1e20")
     assert code == 1 and "exactly one budget" in err
+
+
+def test_json_equals_the_library() -> None:
+    from llmarch.report.tables import plain
+
+    doc = _design_json("--compute", "3e21", "--inference-tokens", "1e11", "--top", "2")
+    result = pipeline.design(
+        shapes.resolve_budget(compute_flops=3e21), inference_tokens=1e11, top=2,
+        source=pipeline.design_source(shapes.resolve_budget(compute_flops=3e21), law="chinchilla-1",
+                                      inference_tokens="1e11"),
+    )  # fmt: skip
+    assert doc["results"] == plain(result.records())
+    assert doc["kind"] == "design" and doc["designs"] == doc["results"]
+    assert doc["inference_aware"]["params"] == pytest.approx(result.inference_aware.params)
+    assert doc["shapes_evaluated"] == result.n_evaluated
