@@ -128,8 +128,8 @@ def test_design_reproduces_table3_and_costs_match_the_other_commands(tmp_path: P
     for key in ("params_total", "params_active", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff"):
         assert compare[key] == best[key], key
     tokens = repr(best["tokens"])
-    cost = json.loads(invoke("estimate-cost", str(preset), "--gpu", "h100-sxm", "--n-gpus", "8", "--mfu", "0.45",
-                             "--tokens", tokens, "--seq-len", "4096", "--format", "json")[1])["estimates"][0]  # fmt: skip
+    cost_args = ["--gpu", "h100-sxm", "--n-gpus", "8", "--mfu", "0.45", "--tokens", tokens, "--seq-len", "4096"]
+    cost = json.loads(invoke("estimate-cost", str(preset), *cost_args, "--format", "json")[1])["estimates"][0]
     assert cost["gpu_hours"] == pytest.approx(best["training_gpu_hours"], rel=1e-12)
     assert cost["cost_usd"] == pytest.approx(best["training_usd"], rel=1e-12)
     assert cost["training_flops"] == pytest.approx(best["training_flops"], rel=1e-12)

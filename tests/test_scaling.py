@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_inference_aware_at_zero_is_compute_optimal(law: str) -> None:
 def test_more_inference_means_smaller_and_longer(law: str) -> None:
     """Sardana et al. 2024: as lifetime inference demand grows the model shrinks and trains on more tokens."""
     results = [scaling.inference_aware(5.76e23, t, law=law) for t in (0, 1e11, 1e12, 1e13, 1e14)]
-    for before, after in zip(results, results[1:], strict=False):
+    for before, after in itertools.pairwise(results):
         assert after.params < before.params
         assert after.tokens > before.tokens
         assert after.tokens_per_param > before.tokens_per_param
