@@ -625,6 +625,13 @@ def test_output_to_fifo_without_reader(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
+def test_report_to_fifo_writes_no_assets_beside_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert_clean_error(*cli("report", "gpt-2", "--format", "markdown", "-o", str(fifo)), contains="no reader")
+    assert not (tmp_path / "pipe_assets").exists() and stat.S_ISFIFO(fifo.stat().st_mode)
+
+
 def test_output_through_symlink_keeps_link(tmp_path: Path) -> None:
     target = tmp_path / "real.json"
     target.write_text("old")
@@ -720,7 +727,9 @@ def test_markdown_table_escapes_html_and_pipes(tmp_path: Path) -> None:
     spec = _named(tmp_path, "<img src=x onerror=alert(1)>|x")
     code, out, _ = cli("compare", spec, "--format", "markdown")
     assert code == 0
-    assert re.search(r"(?<!\\)[<>|]x", out) is None and "\\<img src=x onerror=alert(1)\\>\\|x" in out
+    header, _, row = out.strip().splitlines()
+    assert len(re.split(r"(?<!\\)\|", row)) == len(re.split(r"(?<!\\)\|", header))  # no extra cell
+    assert "<" not in out and "&lt;img src=x onerror=alert(1)>\\|x" in out
     assert len(out.strip().splitlines()) == 3
 
 

@@ -17,7 +17,7 @@ from llmarch.core.defaults import (
     DEFAULT_REPORT_GPU,
     DEFAULT_SEQ_LEN,
 )
-from llmarch.core.io import ensure_folder, read_json_file, write_atomic
+from llmarch.core.io import ensure_folder, read_json_file, write_atomic, writes_through
 
 
 class ReportFormat(StrEnum):
@@ -148,7 +148,7 @@ def report_command(
         else:
             assets = f"{target.stem}_assets"
             paths = {}
-            if images:
+            if images and not writes_through(target):  # -o /dev/stdout: no folder beside it for the images
                 ensure_folder(folder / assets, what="--output assets")
                 for name, png in images.items():
                     write_atomic(folder / assets / f"{name}.png", png)

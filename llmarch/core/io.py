@@ -170,6 +170,17 @@ def _is_stream_alias(path: str) -> bool:
     return absolute in ("/dev/stdout", "/dev/stderr") or absolute.startswith(("/dev/fd/", "/proc/"))
 
 
+def writes_through(path: str | Path) -> bool:
+    """Whether `write_atomic(path, ...)` writes into an existing stream (FIFO, character device, /dev/stdout)
+    rather than a file: nothing can be written "beside" such a target (a report's images, for one)."""
+    raw = os.fspath(path)
+    try:
+        info = os.stat(raw)
+    except OSError:
+        return False
+    return not stat.S_ISREG(info.st_mode) or _is_stream_alias(raw)
+
+
 def write_atomic(path: str | Path, content: str | bytes, *, what: str = "--output", mode: int | None = None) -> None:
     """Write `content` (text as UTF-8, or bytes) to `path` atomically: a temporary file beside it, then a
     rename, so a reader never sees half a file and an interrupted run leaves the old one.

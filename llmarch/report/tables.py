@@ -149,8 +149,8 @@ def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) ->
 
 
 #: Characters that start inline Markdown (emphasis, code, links, images, raw HTML, tables, math, strikethrough,
-#: entities): backslash-escaped wherever text is written, so text stays text.
-_MD_SPECIAL = frozenset("\\`*_[]<>|$~&")
+#: entities; ">" only matters at the start of a line, see md_line): backslash-escaped wherever text is written.
+_MD_SPECIAL = frozenset("\\`*_[]|$~&")
 #: Every way to end a line (CR alone ends one for CommonMark; VT, FF, NEL and U+2028/9 for some renderers).
 _LINE_BREAKS = re.compile("\r\n|[\r\n\v\f\x85\u2028\u2029]")
 #: What starts a block at the beginning of a line: heading, quote, list item, setext underline, ordered item.
@@ -165,7 +165,12 @@ def md_escape(text: str) -> str:
     for i, ch in enumerate(text):
         # An underscore inside a word (device_check) never starts emphasis in GFM: left as it is, readable.
         intraword = ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
-        out.append("\\" + ch if ch in _MD_SPECIAL and not intraword else ch)
+        if ch == "<":
+            out.append("&lt;")  # no raw HTML, and no "<tag" left in the file for a naive filter to miss
+        elif ch == "(" and out and out[-1] == "\\]":
+            out.append("\\(")  # "\](" could still read as a link target to a lenient renderer
+        else:
+            out.append("\\" + ch if ch in _MD_SPECIAL and not intraword else ch)
     return "".join(out)
 
 
