@@ -611,6 +611,11 @@ def test_cli_quick_json_covers_every_variant_eager_and_sdpa_prefill_and_decode(m
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["schema_version"] == 1 and document["complete"] and not document["interrupted"]
+    assert document["kind"] == "bench"
+    jsonschema = pytest.importorskip("jsonschema")
+    from llmarch.catalog.schemas import envelope_schema
+
+    jsonschema.Draft202012Validator(envelope_schema()).validate(document)
     env = document["environment"]
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["threads"] >= 1
     assert env["device_name"] and env["cpu"] and env["measured_peaks"]["matmul_flop_per_s"] == 1e11

@@ -51,26 +51,22 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 # -- presentation -------------------------------------------------------------------------------------------
-def _seconds(value: float | None) -> str | None:
-    if value is None:
-        return None
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
+def _seconds(value: float | None) -> str:
+    from llmarch.report.format import format_seconds
+
+    return format_seconds(value)
 
 
-def _rate(value: float | None) -> str | None:
-    if value is None:
-        return None
-    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M")):
-        if value >= scale:
-            return f"{value / scale:.3g} {prefix}"
-    return f"{value:.3g} "
+def _rate(value: float | None, unit: str) -> str:
+    from llmarch.report.format import format_rate
+
+    return format_rate(value, unit)
 
 
-def _percent(value: float | None) -> str | None:
-    return None if value is None else f"{100 * value:.3g}%"
+def _percent(value: float | None) -> str:
+    from llmarch.report.format import format_share
+
+    return format_share(value)
 
 
 #: Marker of a roofline share above 100% in tables (a measurement problem, explained under the table).
@@ -99,6 +95,8 @@ def table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for r in records:
         roofline = _percent(r["roofline_fraction"])
+        if r.get("above_roofline"):
+            roofline += ABOVE_ROOFLINE_MARK
         rows.append(
             {
                 "variant": r["variant"] + (f" W={r['window']}" if r["window"] is not None else ""),
@@ -109,12 +107,12 @@ def table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "kv": r["n_kv_heads"],
                 "median": _seconds(r["median_s"]),
                 "IQR": _seconds(r["iqr_s"]),
-                "FLOP/s": _rate(r["achieved_flop_per_s"]),
-                "bytes/s": _rate(r["achieved_bytes_per_s"]),
-                "roofline": roofline + ABOVE_ROOFLINE_MARK if roofline and r.get("above_roofline") else roofline,
+                "FLOP/s": _rate(r["achieved_flop_per_s"], "FLOP/s"),
+                "bytes/s": _rate(r["achieved_bytes_per_s"], "B/s"),
+                "roofline": roofline,
                 "predicted": _seconds(r["predicted_s"]),
-                "peak mem": None if r["peak_memory_bytes"] is None else format_bytes(r["peak_memory_bytes"]),
-                "rel. error": None if r["rel_error"] is None else f"{r['rel_error']:.1e}",
+                "peak mem": "-" if r["peak_memory_bytes"] is None else format_bytes(r["peak_memory_bytes"]),
+                "rel. error": "-" if r["rel_error"] is None else f"{r['rel_error']:.1e}",
                 "note": _note(r),
             }
         )
@@ -133,11 +131,12 @@ def _title(run: BenchRun) -> str:
     if peaks:
         n, low_flops, low_bytes = len(peaks["matmul_samples"]), min(peaks["matmul_samples"]), min(peaks["copy_samples"])
         roof = (
-            f"; roofline, best of {n} measurements: {_rate(peaks['matmul_flop_per_s'])}FLOP/s (lowest "
-            f"{_rate(low_flops)}), {_rate(peaks['copy_bytes_per_s'])}B/s (lowest {_rate(low_bytes)})"
+            f"; roofline, best of {n} measurements: {_rate(peaks['matmul_flop_per_s'], 'FLOP/s')} (lowest "
+            f"{_rate(low_flops, 'FLOP/s')}), {_rate(peaks['copy_bytes_per_s'], 'B/s')} "
+            f"(lowest {_rate(low_bytes, 'B/s')})"
         )
         if peaks.get("catalog_gpu"):
-            roof += f"; datasheet ({peaks['catalog_gpu']}) {_rate(peaks['catalog_flop_per_s'])}FLOP/s"
+            roof += f"; datasheet ({peaks['catalog_gpu']}) {_rate(peaks['catalog_flop_per_s'], 'FLOP/s')}"
     return f"attention benchmark, {shape}; {where}{roof}"
 
 
@@ -156,7 +155,7 @@ def document(run: BenchRun, comparison: Comparison | None = None) -> dict[str, A
     }
     if comparison is not None:
         extra["baseline"] = comparison.to_record()
-    return report.envelope("results", run.records, **extra)
+    return report.envelope("results", run.records, kind="bench", **extra)
 
 
 def _text(run: BenchRun, fmt: OutputFormat, comparison: Comparison | None) -> str:
@@ -180,8 +179,8 @@ def change_rows(changes: tuple[Change, ...] | list[Change]) -> list[dict[str, An
             "S": c.key["seq_len"],
             "old": _seconds(c.old_s),
             "new": _seconds(c.new_s),
-            "measured": None if c.raw_change is None else f"{100 * c.raw_change:+.1f}%",
-            "vs machine": None if c.change is None else f"{100 * c.change:+.1f}%",
+            "measured": "-" if c.raw_change is None else f"{100 * c.raw_change:+.1f}%",
+            "vs machine": "-" if c.change is None else f"{100 * c.change:+.1f}%",
             "noise": _percent(c.noise),
             "verdict": c.verdict,
         }
@@ -207,7 +206,7 @@ def _print_changes(comparison: Comparison) -> None:
     slower = comparison.regressions
     summary = f"{len(slower)} regression(s)" if slower else "no regression"
     console.print(f"{summary} among {comparison.n_compared} compared")
-    noises = sorted(c.noise for c in comparison.changes if c.noise is not None)
+    noises = sorted(c.noise for c in comparison.changes if c.noise is not None)  # fractions of the old time
     if noises and noises[len(noises) // 2] > threshold:
         console.print(
             f"the median noise of this comparison is {100 * noises[len(noises) // 2]:.0f}%, above the "
