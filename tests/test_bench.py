@@ -820,6 +820,7 @@ def _plot_rows() -> list[dict[str, object]]:
             rows.append({"variant": "gqa", "impl": impl, "phase": "decode", "batch": 1, "seq_len": seq_len,
                          "median_s": median, "iqr_s": median / 5, "q1_s": 0.9 * median, "q3_s": 1.1 * median,
                          "roofline_fraction": 1.2 if (impl, seq_len) == ("sdpa", 128) else 0.4 / speed,
+                         "non_monotone": (impl, seq_len) == ("eager", 512),
                          "achieved_bytes_per_s": 1e10})  # fmt: skip
     return rows
 
@@ -841,6 +842,9 @@ def test_bench_plot_has_the_roofline_line_iqr_bars_and_plain_ticks() -> None:
     # One red ring, on the share above 100% (sdpa at S=128).
     rings = [line for line in share.get_lines() if line.get_markeredgecolor() == "red"]
     assert len(rings) == 1 and list(rings[0].get_xdata()) == [128] and list(rings[0].get_ydata()) == [120.0]
+    # The non-monotone point is boxed on the latency panel.
+    boxes = [line for line in latency.get_lines() if line.get_marker() == "s" and line.get_linestyle() == "None"]
+    assert len(boxes) == 1 and list(boxes[0].get_xdata()) == [512]
     # IQR bars: from q1 to q3 around the median (eager at S=128: 18 to 22 µs around 20).
     bars = latency.containers[0]
     segments = bars.lines[2][0].get_segments()
