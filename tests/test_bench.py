@@ -880,3 +880,17 @@ def test_bench_plot_legend_is_outside_the_panels() -> None:
     for axis in figure.axes:
         assert not legend.overlaps(axis.get_window_extent(renderer))
     real_close(figure)
+
+
+def test_a_roofline_that_cannot_be_allocated_is_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory\nmore")
+
+    monkeypatch.setattr(timing, "_measure_peaks", refuse)
+    with pytest.raises(InvalidValueError, match=r"^cannot measure the roofline \(\[enforce fail .*memory\); free"):
+        timing.measure_peaks(S.resolve_settings(**TINY), timer=FakeTimer())
+    # Little memory left (1 MiB x 8): the copy shrinks to an eighth of it instead of failing.
+    monkeypatch.undo()
+    monkeypatch.setattr(timing, "free_memory_bytes", lambda device: (8.0 * 2**20, "RLIMIT_AS"))
+    peaks = timing.measure_peaks(S.resolve_settings(**TINY), timer=FakeTimer(), quick=True, budget_s=0.01)
+    assert peaks.copy_bytes == 2.0 * 2**20
