@@ -61,6 +61,8 @@ DEFAULT_GLOBAL_EVERY = (2, 6)
 DEFAULT_MLA_KV_RANKS = (512,)
 DEFAULT_MLA_ROPE_DIM = 64
 DEFAULT_TOLERANCE = 0.02
+DEFAULT_GPU = "h100-sxm"  # the accelerator designs are costed on unless --gpu says otherwise
+DEFAULT_TOP = 5
 ATTENTION_KINDS = ("gqa", "mla", "swa")
 
 # Attention variant codes in the sweep's arrays.
