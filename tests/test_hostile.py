@@ -307,6 +307,13 @@ def test_cache_fifo_or_folder_does_not_hang(tmp_path: Path) -> None:
     assert stat.S_ISFIFO((tmp_path / "cache" / presets._CACHE_FILE).stat().st_mode)
 
 
+def test_cache_file_linked_to_a_device_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / presets._CACHE_FILE).symlink_to("/dev/zero")  # read-only use: refused after fstat
+    assert compare_json(str(write(tmp_path, TINY)))[0]["n_layers"] == 2
+    assert os.readlink(tmp_path / "cache" / presets._CACHE_FILE) == "/dev/zero"
+
+
 def test_cache_folder_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "cache").write_text("not a folder")
     assert compare_json("gpt-2")[0]["name"] == "gpt-2"

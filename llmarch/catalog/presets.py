@@ -202,6 +202,8 @@ class _ParseCache:
         if not self.dirty or target is None or self.entries is None:
             return
         self.dirty = False
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            return  # only ever replace a regular file of our own, never write through a link or a device
         try:
             from llmarch.core.io import write_atomic
 

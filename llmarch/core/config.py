@@ -363,10 +363,10 @@ def _validate_text(config: "ArchConfig", fail: typing.Callable[[str, str], typin
     for name in ("n_layers", "n_encoder_layers"):
         if getattr(config, name) > MAX_LAYERS:
             fail(name, f"must be at most {MAX_LAYERS}, got {getattr(config, name)}")
-    texts = [(f.name, getattr(config, f.name)) for f in dataclasses.fields(config)]
-    texts += [(f"training.{f.name}", getattr(config.training, f.name)) for f in dataclasses.fields(config.training)]
+    texts = [(name, getattr(config, name)) for name in FIELD_NAMES]
+    texts += [(f"training.{name}", getattr(config.training, name)) for name in TRAINING_FIELD_NAMES]
     for name, value in texts:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or value.isprintable():  # isprintable: the fast common case
             continue
         checked = value if name in _ONE_LINE_FIELDS else value.replace("\n", " ").replace("\t", " ")
         if has_control(checked):

@@ -36,7 +36,10 @@ class InputFileError(InvalidValueError):
         self.path = str(path)
         self.reason = reason
         prefix = f"{what}: " if what else ""
-        super().__init__(f"{prefix}{self.path!r}: {reason}")
+        if reason.startswith("cannot read: "):
+            super().__init__(f"{prefix}cannot read {self.path!r}: {reason.removeprefix('cannot read: ')}")
+        else:
+            super().__init__(f"{prefix}{self.path!r} {reason}")
 
 
 def _kind(mode: int) -> str:
