@@ -214,15 +214,3 @@ def test_output_file_gets_the_usual_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
-
-
-def test_torch_free_layers_never_load_torch() -> None:
-    """Only model, verify, attention and bench may import torch; every calculator and renderer stays free of it."""
-    modules = (
-        "core.units core.errors core.checks core.config core.io catalog.presets catalog.hf catalog.hardware "
-        "calc.params calc.flops calc.memory calc.training_memory calc.cost calc.comparison serving.estimate "
-        "bench bench.counts report.tables report.document report.plots cli"
-    ).split()
-    code = "import sys\n" + "".join(f"import llmarch.{m}\n" for m in modules) + "print('torch' in sys.modules)\n"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
