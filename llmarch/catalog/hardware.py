@@ -72,7 +72,7 @@ class Accelerator:
         key = canonical_peak_dtype(dtype)
         if key not in self.peak_flop_per_s:
             have = ", ".join(d for d in PEAK_DTYPES if d in self.peak_flop_per_s)
-            raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use --dtype with one of: {have}")
+            raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use `dtype` with one of: {have}")
         return self.peak_flop_per_s[key]
 
 
@@ -259,7 +259,7 @@ def grid_intensity(region: str) -> GridIntensity:
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(
         f"unknown region {region!r}{hint} (ISO-3 country like 'fra', US state like 'us-ca', cloud region like "
-        "'gcp:us-central1'; run 'llmarch regions' for the list, or pass --grid-intensity)"
+        "'gcp:us-central1'; run 'llmarch regions' for the list, or pass `grid_kg_co2e_per_kwh`)"
     )
 
 
