@@ -13,7 +13,8 @@ from dataclasses import dataclass
 FIGURES: dict[str, str] = {
     "params": "Parameters by component, as shares of each model's total",
     "kv_cache": "KV cache against context length, one line per model",
-    "bench": "Attention benchmark: median latency and achieved TFLOP/s against sequence length, by phase",
+    "bench": "Attention benchmark: median latency (IQR bars) and share of the measured roofline against sequence "
+    "length, by phase",
 }
 
 
