@@ -29,8 +29,8 @@ from llmarch.report.format import (
 def _assumptions(named: Sequence[tuple[str, Mapping[str, Any]]], *, skip: Sequence[str] = ()) -> Table:
     """Assumptions as (assumption, value) rows; a value that differs between models is listed per model."""
     keys: list[str] = []
-    for _, values in named:
-        keys.extend(k for k in values if k not in keys and k not in skip)
+    for _, assumptions in named:
+        keys.extend(k for k in assumptions if k not in keys and k not in skip)
     rows = []
     for key in keys:
         values = [(name, a.get(key)) for name, a in named]
@@ -301,7 +301,7 @@ def _training(data: ReportData) -> list[Block]:
         over = {(e["name"], e["option"]) for e in data.budgets_exceeded}
         attribute = {"--max-cost": "cost_usd", "--max-co2e": "co2e_kg", "--max-days": "wall_clock_days"}
         shown = {"--max-cost": format_usd, "--max-co2e": lambda v: f"{format_count(v)} kg", "--max-days": format_count}
-        rows = [
+        budget_rows = [
             (
                 option,
                 shown[option](limit),
@@ -313,7 +313,7 @@ def _training(data: ReportData) -> list[Block]:
             for r in estimated
         ]
         budget_table = table(
-            ("budget", "limit", "model", "estimate", "status"), rows, (False, True, False, True, False)
+            ("budget", "limit", "model", "estimate", "status"), budget_rows, (False, True, False, True, False)
         )
         blocks += [Heading(3, "Budgets"), budget_table]
     if estimated:
