@@ -230,3 +230,12 @@ def test_torch_free_modules_never_load_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", modules
+
+
+def test_readme_layout_names_every_sub_package() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    assert set(packages) == set(LAYERS)
+    missing = [name for name in packages if f"llmarch/{name}/" not in layout]
+    assert not missing, f"README's Layout section leaves out {missing}"

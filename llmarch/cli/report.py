@@ -9,14 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmarch.cli._app import EXIT_THRESHOLD, app, handle_errors, resolve_specs
-from llmarch.core.defaults import (
-    DEFAULT_BATCH,
-    DEFAULT_DTYPE,
-    DEFAULT_GENERATE_LEN,
-    DEFAULT_PROMPT_LEN,
-    DEFAULT_REPORT_GPU,
-    DEFAULT_SEQ_LEN,
-)
+from llmarch.core import defaults
 from llmarch.core.io import read_json_file, write_atomic
 
 if TYPE_CHECKING:
@@ -65,7 +58,7 @@ def report_command(
     ] = None,
     gpu: Annotated[
         str, typer.Option(help="Accelerator from 'llmarch gpus' for memory, serving and cost.")
-    ] = DEFAULT_REPORT_GPU,
+    ] = defaults.DEFAULT_REPORT_GPU,
     n_gpus: Annotated[
         int | None,
         typer.Option(help="GPUs in all: training (data parallel) and serving (replicas). Default --tp; cost 1."),
@@ -78,21 +71,24 @@ def report_command(
     seq_len: Annotated[
         int | None,
         typer.Option(
-            help=f"Context of the comparison and memory (default {DEFAULT_SEQ_LEN}); training cost: the preset's."
+            help=f"Context of the comparison and memory (default {defaults.DEFAULT_SEQ_LEN}); training cost: the "
+            "preset's."
         ),
     ] = None,
     batch: Annotated[
         int | None,
         typer.Option(
-            help=f"Sequences in the KV cache and served together. Default {DEFAULT_BATCH}; serving: the largest "
-            "that fits."
+            help=f"Sequences in the KV cache and served together. Default {defaults.DEFAULT_BATCH}; serving: the "
+            "largest that fits."
         ),
     ] = None,
     dtype: Annotated[
         str, typer.Option(help="Weight (and KV-cache) dtype: fp32, bf16, fp16, fp8, int8, int4.")
-    ] = DEFAULT_DTYPE,
-    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = DEFAULT_PROMPT_LEN,
-    generate_len: Annotated[int, typer.Option(help="Serving: generated tokens per request.")] = DEFAULT_GENERATE_LEN,
+    ] = defaults.DEFAULT_DTYPE,
+    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = defaults.DEFAULT_PROMPT_LEN,
+    generate_len: Annotated[
+        int, typer.Option(help="Serving: generated tokens per request.")
+    ] = defaults.DEFAULT_GENERATE_LEN,
     flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq scores in memory).")] = True,
     zero: Annotated[int, typer.Option(help="Training memory: ZeRO stage 0-3.")] = 0,
     max_cost: Annotated[float | None, typer.Option(help="Training budget in USD: exit 3 when exceeded.")] = None,

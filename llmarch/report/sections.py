@@ -11,6 +11,7 @@ from llmarch.core.errors import InvalidValueError
 from llmarch.report.blocks import FIGURES, Block, Bullets, Details, Figure, Heading, Link, Paragraph, Table, table
 from llmarch.report.collect import BenchData, ReportData
 from llmarch.report.format import (
+    assumption_rows,
     format_bytes,
     format_co2e,
     format_count,
@@ -28,20 +29,7 @@ from llmarch.report.format import (
 
 def _assumptions(named: Sequence[tuple[str, Mapping[str, Any]]], *, skip: Sequence[str] = ()) -> Table:
     """Assumptions as (assumption, value) rows; a value that differs between models is listed per model."""
-    keys: list[str] = []
-    for _, assumptions in named:
-        keys.extend(k for k in assumptions if k not in keys and k not in skip)
-    rows = []
-    for key in keys:
-        values = [(name, a.get(key)) for name, a in named]
-        if all(v is None for _, v in values):
-            continue
-        if all(v == values[0][1] for _, v in values):
-            text = format_value(values[0][1], key)
-        else:
-            text = "; ".join(f"{name}: {format_value(v, key)}" for name, v in values)
-        rows.append((key, text))
-    return table(("assumption", "value"), rows)
+    return table(("assumption", "value"), assumption_rows(named, skip=skip))
 
 
 def _defaults_line(named: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
