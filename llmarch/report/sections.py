@@ -85,6 +85,29 @@ def _summary(data: ReportData) -> list[Block]:
     ]
 
 
+def _parameter_tables(records: Sequence[Mapping[str, Any]]) -> tuple[Table, Table]:
+    """Parameters by group (exact, with the share of each model's total) and by component (exact)."""
+    # Groups no model has (cross-attention in a decoder-only comparison) are left out of the table.
+    groups = [
+        g for g in dict.fromkeys(g for r in records for g in r["groups"]) if any(r["groups"].get(g) for r in records)
+    ]
+    group_rows = []
+    for r in records:
+        total = r["params_total"]
+        cells = [
+            f"{format_exact(r['groups'].get(g, 0))} ({format_share(r['groups'].get(g, 0) / total)})" for g in groups
+        ]
+        group_rows.append((r["name"], *cells, format_exact(total), format_exact(r["params_active"])))
+    by_group = table(("model", *groups, "total", "active"), group_rows, (False,) + (True,) * (len(groups) + 2))
+    leaves = list(dict.fromkeys(k for r in records for k in r["breakdown"]))
+    breakdown = table(
+        ("component", *(r["name"] for r in records)),
+        [(leaf, *(format_exact(r["breakdown"].get(leaf, 0)) for r in records)) for leaf in leaves],
+        (False,) + (True,) * len(records),
+    )
+    return by_group, breakdown
+
+
 def _comparison(data: ReportData) -> list[Block]:
     from llmarch.calc.comparison import COLUMN_SETS
     from llmarch.report.format import format_cell
@@ -113,24 +136,7 @@ def _comparison(data: ReportData) -> list[Block]:
         ],
         (False, True, True, True, True),
     )
-    # Groups no model has (cross-attention in a decoder-only comparison) are left out of the table.
-    groups = [
-        g for g in dict.fromkeys(g for r in records for g in r["groups"]) if any(r["groups"].get(g) for r in records)
-    ]
-    group_rows = []
-    for r in records:
-        total = r["params_total"]
-        cells = [
-            f"{format_exact(r['groups'].get(g, 0))} ({format_share(r['groups'].get(g, 0) / total)})" for g in groups
-        ]
-        group_rows.append((r["name"], *cells, format_exact(total), format_exact(r["params_active"])))
-    by_group = table(("model", *groups, "total", "active"), group_rows, (False,) + (True,) * (len(groups) + 2))
-    leaves = list(dict.fromkeys(k for r in records for k in r["breakdown"]))
-    breakdown = table(
-        ("component", *(r["name"] for r in records)),
-        [(leaf, *(format_exact(r["breakdown"].get(leaf, 0)) for r in records)) for leaf in leaves],
-        (False,) + (True,) * len(records),
-    )
+    by_group, breakdown = _parameter_tables(records)
     sources = table(
         ("model", "source"),
         [
