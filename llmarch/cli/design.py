@@ -154,6 +154,9 @@ def design_command(
     n_gpus: Annotated[int | None, typer.Option(help="Training cluster size (wall-clock). Default 1.")] = None,
     mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilisation of training. Default 0.4.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per training GPU-hour.")] = None,
+    global_batch_tokens: Annotated[
+        str, typer.Option(help="Tokens per optimizer step for the training planner (with --n-gpus).")
+    ] = f"{D.DEFAULT_GLOBAL_BATCH_TOKENS:g}",
     law: Annotated[Law, typer.Option(help="Scaling law for the compute-optimal size.")] = Law.chinchilla_1,
     inference_tokens: Annotated[
         str | None, typer.Option(help="Tokens served over the model's life (Sardana et al. 2024 sizing), e.g. 1e13.")
@@ -238,7 +241,10 @@ def design_command(
         law=law.value,
         inference_tokens=0.0 if inference_tokens is None else parse_count(inference_tokens, what="--inference-tokens"),
         space=space,
-        training=pipeline.TrainingOptions(gpu=gpu, n_gpus=n_gpus, mfu=mfu, usd_per_gpu_hour=price_per_gpu_hour),
+        training=pipeline.TrainingOptions(
+            gpu=gpu, n_gpus=n_gpus, mfu=mfu, usd_per_gpu_hour=price_per_gpu_hour,
+            global_batch_tokens=parse_count(global_batch_tokens, what="--global-batch-tokens"),
+        ),
         serving=pipeline.ServingOptions(gpu=serve_gpu, generate_len=generate_len,
                                         usd_per_gpu_hour=serve_price_per_gpu_hour),
         top=top,
