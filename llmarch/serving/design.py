@@ -80,6 +80,7 @@ class Candidate:
     serving: InferenceEstimate | None  # None: it does not fit even at tensor parallelism 8
     total_usd: float | None
     total_gpu_hours: float | None
+    seq_len: int = 0  # training context
     plan: Any = None  # the training planner's fastest Plan (llmarch.calc.plan), when it costed this candidate
     plan_note: str | None = None  # why the planner did not cost it (None when it did or was not asked)
 
@@ -224,7 +225,8 @@ def _costed(config: ArchConfig, shape: dict[str, Any], tokens: float, loss: floa
         usd_per_gpu_hour=training.usd_per_gpu_hour, region=training.region,
     )  # fmt: skip
     served = serving_estimate(config, serving, training.gpu, serving_prompt_len(serving, space))
-    return Candidate(config, shape, tokens, loss, cost, served, *_totals(cost, served, inference_tokens))
+    totals = _totals(cost, served, inference_tokens)
+    return Candidate(config, shape, tokens, loss, cost, served, *totals, seq_len=space.seq_len)
 
 
 def _plan_knobs(plan: Any) -> dict[str, Any]:
@@ -370,7 +372,7 @@ def preset_yaml(candidate: Candidate, *, name: str | None = None) -> str:
         description=f"Designed by llmarch design: {attention_label(candidate.shape)}, "
         f"{candidate.shape['params_total']:,} parameters ({candidate.shape['params_active']:,} active), "
         f"trained on {candidate.tokens:.4g} tokens, predicted loss {candidate.predicted_loss:.4f}.",
-        training={"tokens": float(round(candidate.tokens)), "seq_len": int(candidate.training.assumptions["seq_len"]),
+        training={"tokens": float(round(candidate.tokens)), "seq_len": candidate.seq_len,
                   "source": "llmarch design (scaling law target)"},
     )  # fmt: skip
     counts = count_params(config)
