@@ -54,9 +54,9 @@ class ServingOptions:
 class TrainingOptions:
     """The training run each candidate is costed on (estimate_training_cost's and plan_training's keywords).
 
-    With `n_gpus` and the training planner (llmarch.calc.plan) available, the best candidates are costed at the
-    throughput of their fastest parallel plan for `global_batch_tokens` per step; otherwise (and for the rest
-    of the shortlist) at `mfu`.
+    With `n_gpus`, no `mfu` and the training planner (llmarch.calc.plan) available, the best candidates are
+    costed at the throughput of their fastest parallel plan for `global_batch_tokens` per step; otherwise (and
+    for the rest of the shortlist) at `mfu` (default: llmarch.calc.cost's).
     """
 
     gpu: str = DEFAULT_GPU
@@ -245,8 +245,8 @@ def _planned(candidate: Candidate, training: TrainingOptions, space: ShapeSpace,
     from llmarch.calc.cost import footprint
     from llmarch.core.errors import LlmarchError
 
-    if not training.use_planner or training.n_gpus is None:
-        return candidate
+    if not training.use_planner or training.n_gpus is None or training.mfu is not None:
+        return candidate  # an explicit MFU overrides the planner, as in `llmarch estimate-cost`
     try:
         from llmarch.calc.plan import plan_training
     except ImportError:  # the planner is not part of this installation
