@@ -93,6 +93,7 @@ def test_pruning_keeps_exactly_the_same_shapes() -> None:
     for space in (shapes.ShapeSpace(), shapes.ShapeSpace(moe=(16, 2), d_heads=(128,))):
         pruned, full = shapes.sweep(3e9, space), shapes.sweep(3e9, space, prune=False)
         assert full.n_evaluated > pruned.n_evaluated
+        assert full.n_considered == full.n_evaluated == pruned.n_considered
         assert sorted(zip(*[pruned.shapes[k].tolist() for k in keys], strict=True)) == sorted(
             zip(*[full.shapes[k].tolist() for k in keys], strict=True)
         )

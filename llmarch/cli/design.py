@@ -103,6 +103,7 @@ def _summary(result: Any) -> dict[str, Any]:
         "inference_aware": None,
         "target_params": result.target_params,
         "target_tokens": result.target_tokens,
+        "shapes_considered": result.n_considered,
         "shapes_evaluated": result.n_evaluated,
         "shapes_in_band": result.n_in_band,
         "ranked_by": result.ranked_by,
@@ -131,7 +132,10 @@ def _headline(summary: dict[str, Any]) -> str:
             f"({aware['params_ratio']:.0%} of compute-optimal), {format_count(aware['tokens'])} tokens "
             f"({aware['tokens_per_param']:.0f}/param), {aware['total_flops_saving']:.1%} fewer total FLOPs"
         )
-    text += f"\n{summary['shapes_evaluated']:,} shapes evaluated, {summary['shapes_in_band']:,} within the size band"
+    text += (
+        f"\n{summary['shapes_considered']:,} shapes near the target, {summary['shapes_evaluated']:,} evaluated "
+        f"(d_ff pruned to the band), {summary['shapes_in_band']:,} within it"
+    )
     return text
 
 

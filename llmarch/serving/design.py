@@ -155,6 +155,7 @@ class DesignResult:
     target_tokens: float
     space: ShapeSpace
     n_evaluated: int
+    n_considered: int
     n_in_band: int
     ranked_by: str  # "total_usd" or "total_gpu_hours"
     top: int
@@ -318,7 +319,8 @@ def design(
     ranked = [_renamed(c, f"{name}-{i + 1}" if top > 1 else name) for i, c in enumerate(ranked)]
     return DesignResult(
         budget=budget, law=law, compute_optimal=optimal, inference_aware=aware, target_params=n_target,
-        target_tokens=d_target, space=space, n_evaluated=found.n_evaluated, n_in_band=len(found),
+        target_tokens=d_target, space=space, n_evaluated=found.n_evaluated, n_considered=found.n_considered,
+        n_in_band=len(found),
         ranked_by=ranked_by, top=top, candidates=tuple(ranked),
     )  # fmt: skip
 
