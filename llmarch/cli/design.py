@@ -61,7 +61,7 @@ def _moe(text: str | None) -> tuple[int, int] | None:
 
 def _table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cells for people (JSON and CSV keep the raw records)."""
-    from llmarch.core.units import format_bytes, format_count
+    from llmarch.report.format import format_bytes, format_count
 
     def count(value: float | None, prefix: str = "") -> str | None:
         return None if value is None else prefix + format_count(value)
@@ -117,7 +117,7 @@ def _summary(result: Any) -> dict[str, Any]:
 
 
 def _headline(summary: dict[str, Any]) -> str:
-    from llmarch.core.units import format_count
+    from llmarch.report.format import format_count
 
     optimal = summary["compute_optimal"]
     text = (
