@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
 import io
 import os
+import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -100,6 +102,51 @@ def _say(line: str) -> None:
         typer.echo(printable(line), err=True)
 
 
+#: Library keywords whose CLI option has another name; every other option is the keyword's kebab-case mirror
+#: (seq_len -> --seq-len).
+KEYWORD_OPTIONS: dict[str, str] = {
+    "usd_per_gpu_hour": "price_per_gpu_hour",
+    "grid_kg_co2e_per_kwh": "grid_intensity",
+    "link_bandwidth_bytes_per_s": "link_bandwidth",
+    "allreduce_latency_s": "allreduce_latency",
+    "accelerator_memory_bytes": "gpu_memory",
+    "max_cost_usd": "max_cost",
+    "max_co2e_kg": "max_co2e",
+    "min_pass_s": "min_time",
+}
+
+
+def flag(keyword: str) -> str:
+    """The CLI option of a library keyword: 'seq_len' -> '--seq-len', 'usd_per_gpu_hour' -> '--price-per-gpu-hour'."""
+    return "--" + KEYWORD_OPTIONS.get(keyword, keyword).replace("_", "-")
+
+
+#: A keyword in a message: `quoted`, or a bare identifier; never part of a dotted name, a flag or `name=value`.
+#: (A pattern, compiled on the first error: the successful run does not pay for it.)
+_KEYWORD = r"`(\w+)`|(?<![\w.\-'\"])([a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?![\w.=(\-'\"])"
+
+
+def keywords_to_flags(message: str, options: Iterable[str]) -> str:
+    """An error message of the library with the keywords it names written as the command's flags.
+
+    `options` are the parameter names of the running command (`seq_len`, `price_per_gpu_hour`, ...). A keyword is
+    rewritten when it is `quoted`, contains an underscore, or opens the message ("mfu must be ..."), and the
+    command has its option; other words are left alone, so "training tokens" stays prose.
+    """
+    known = set(options)
+
+    def replace(match: re.Match[str]) -> str:
+        quoted, bare = match.group(1), match.group(2)
+        keyword = quoted or bare
+        if KEYWORD_OPTIONS.get(keyword, keyword) not in known:
+            return quoted if quoted else bare
+        if quoted or "_" in keyword or match.start() == 0:
+            return flag(keyword)
+        return bare
+
+    return re.sub(_KEYWORD, replace, message)
+
+
 def _fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
     _say(f"error: {message}")
     return typer.Exit(code)
@@ -132,6 +179,7 @@ def handle_errors(func: F) -> F:
     Warnings (llmarch.core.errors.LlmarchWarning) are printed as one line each."""
 
     kind = func.__name__.removesuffix("_command").replace("_", "-")  # estimate_cost_command -> estimate-cost
+    options = tuple(inspect.signature(func).parameters)  # the command's options, as Python names
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -147,7 +195,7 @@ def handle_errors(func: F) -> F:
             except (typer.Exit, typer.Abort, click_exceptions.ClickException):
                 raise
             except LlmarchError as exc:
-                raise _fail(str(exc), exc.exit_code) from None
+                raise _fail(keywords_to_flags(str(exc), options), exc.exit_code) from None
             except KeyboardInterrupt:
                 raise _fail("interrupted", EXIT_INTERRUPTED) from None
             except BrokenPipeError:
