@@ -402,9 +402,10 @@ def layer_times(
     scatter and an all-gather of the same bytes (Korthikanti et al. 2022, arXiv:2205.05198, section 4.2.2)
     and re-gathers the input in backward, never overlapped (Megatron-LM 2022). Recomputation (ibid.,
     section 5): full reruns the forward and its collectives; selective reruns the attention core.
-    Context parallelism (ring attention; Liu et al. 2023, arXiv:2310.01889): cp - 1 K/V exchanges forward, twice that backward, hidden behind the
-    attention kernel up to its length. Expert parallelism: an all-to-all dispatch and combine of the
-    tokens x top-k x d activations forward and again backward (Lepikhin et al. 2020, arXiv:2006.16668).
+    Context parallelism (ring attention; Liu et al. 2023, arXiv:2310.01889): cp - 1 K/V exchanges
+    forward, twice that backward, hidden behind the attention kernel up to its length. Expert parallelism:
+    an all-to-all dispatch and combine of the tokens x top-k x d activations forward and again backward
+    (Lepikhin et al. 2020, arXiv:2006.16668).
     """
     np = _np()
     tp, cp = knobs.tp, knobs.cp
