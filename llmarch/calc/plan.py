@@ -160,7 +160,7 @@ def axis_values(
 def _joint_mask(g: dict[str, Any], *, n_layers: int, global_batch: int, n_gpus: int) -> Any:
     """Which combinations of the grid `g` (arrays, dp and grad_accum filled in) can exist together."""
     np = st._np()
-    ok = (n_gpus % (g["tp"] * g["cp"] * g["pp"]) == 0)
+    ok = n_gpus % (g["tp"] * g["cp"] * g["pp"]) == 0
     ok &= global_batch % np.maximum(g["dp"] * g["micro_batch"], 1) == 0
     ok &= ((g["dp"] * g["cp"]) % g["ep"]) == 0
     ok &= ~(g["sequence_parallel"] & (g["tp"] == 1))
@@ -449,3 +449,74 @@ def evaluate_plan(config: ArchConfig, *, gpu: str | Accelerator, n_gpus: int, gl
         return result.best
     assert result.closest is not None
     return result.closest
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation against a published run
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """A published run, its measured throughput and this model's prediction for the knobs it publishes."""
+
+    name: str
+    measured_tokens_per_s_per_gpu: float
+    predicted_tokens_per_s_per_gpu: float
+    plan: Plan
+
+    @property
+    def error(self) -> float:
+        """Relative error of the prediction: predicted / measured - 1."""
+        return self.predicted_tokens_per_s_per_gpu / self.measured_tokens_per_s_per_gpu - 1
+
+
+def check_run(run: Mapping[str, Any], config: ArchConfig) -> RunCheck:
+    """Predict one published run (a record of tests/data/training_runs.json) with its published knobs fixed.
+
+    The record gives gpu, n_gpus, global_batch, seq_len, `knobs` (fixed; the rest searched, fitting or not:
+    the run did fit) and `options` (flash, dropout, grad_dtype, dtype); the measurement is
+    measured_tokens_per_s_per_gpu, or measured_mfu in llmarch's causal convention.
+    """
+    plan = evaluate_plan(config, gpu=run["gpu"], n_gpus=run["n_gpus"], global_batch=run["global_batch"],
+                         seq_len=run["seq_len"], **run.get("knobs", {}), **run.get("options", {}))  # fmt: skip
+    measured = run.get("measured_tokens_per_s_per_gpu")
+    if measured is None:
+        peak = accelerator(run["gpu"]).peak(run.get("options", {}).get("dtype", "bf16"))
+        measured = run["measured_mfu"] * peak / training_flops_per_token(config, run["seq_len"])
+    return RunCheck(run["name"], float(measured), plan.tokens_per_s_per_gpu, plan)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Why the winner wins
+# ---------------------------------------------------------------------------------------------------------
+
+#: Knobs in the order a comparison names them.
+KNOB_NAMES = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero", "sequence_parallel")
+
+
+def explain(result: PlanResult, *, max_parts: int = 2) -> list[str]:
+    """One sentence per runner-up: how much slower it is than the winner, the knobs that differ and the
+    parts of the step (`step_time.BREAKDOWN_PARTS`) that account for most of the difference."""
+    best = result.best
+    if best is None:
+        return []
+    lines = []
+    for rank, other in enumerate(result.plans[1:], start=2):
+        knobs = [f"{k} {getattr(other, k)} (vs {getattr(best, k)})" for k in KNOB_NAMES
+                 if getattr(other, k) != getattr(best, k)]  # fmt: skip
+        deltas = sorted(((other.breakdown[p] - best.breakdown[p], p) for p in st.BREAKDOWN_PARTS), reverse=True)
+        parts = [f"{p.replace('_', ' ')} +{d:.3g} s" for d, p in deltas[:max_parts] if d > 0]
+        gains = [f"{p.replace('_', ' ')} {d:.3g} s" for d, p in deltas[-1:] if d < 0]
+        slower = other.step_time_s / best.step_time_s - 1
+        memory = other.memory_per_gpu_bytes - best.memory_per_gpu_bytes
+        text = f"#{rank} is {slower:.1%} slower"
+        if knobs:
+            text += " with " + ", ".join(knobs)
+        if parts:
+            text += ": " + ", ".join(parts)
+        if gains:
+            text += "; saves " + ", ".join(gains)
+        text += f"; memory {'+' if memory >= 0 else '-'}{abs(memory) / 2**30:.1f} GiB per GPU"
+        lines.append(text)
+    return lines
