@@ -18,6 +18,7 @@ from llmarch.calc.memory import kv_cache, weights_bytes
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_RESERVE_FRACTION
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import canonical_dtype
 
@@ -41,11 +42,6 @@ WEIGHT_BYTES_PER_PARAM = 2
 OPTIMIZER_BYTES_PER_PARAM = 12
 GRADIENT_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2}
 DEFAULT_GRAD_DTYPE = "fp32"
-
-#: Share of the accelerator's memory kept free when deciding whether a workload fits: the CUDA context,
-#: NCCL and cuBLAS workspaces, allocator fragmentation and short-lived buffers. A rule of thumb, not a
-#: measurement; pass reserve_fraction to change it.
-DEFAULT_RESERVE_FRACTION = 0.10
 
 #: Per-rank random-number-generator state a resumable checkpoint saves, in bytes: torch's CPU generator
 #: (torch.get_rng_state(), 5,056 bytes), the CUDA Philox seed and offset (16), NumPy's MT19937 (624 x 4 =
@@ -579,7 +575,7 @@ class CheckpointSize:
 
 
 def checkpoint_size(
-    config: ArchConfig, *, dtype: str = "bf16", optimizer: bool = True, n_ranks: int = 1
+    config: ArchConfig, *, dtype: str = DEFAULT_DTYPE, optimizer: bool = True, n_ranks: int = 1
 ) -> CheckpointSize:
     """Bytes of a checkpoint for saving and resuming training: weights + optimizer + scheduler and RNG state.
 
@@ -607,7 +603,7 @@ def checkpoint_size(
 
 
 def inference_workspace_bytes(
-    config: ArchConfig, *, batch: int = 1, seq_len: int, dtype: str = "bf16", tp: int = 1, flash: bool = False
+    config: ArchConfig, *, batch: int = 1, seq_len: int, dtype: str = DEFAULT_DTYPE, tp: int = 1, flash: bool = False
 ) -> float:
     """Peak activation workspace of a forward pass over a `batch` x `seq_len` prompt (prefill), in bytes.
 
@@ -670,8 +666,8 @@ def inference_memory(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     tp: int = 1,
     flash: bool = False,
 ) -> InferenceMemory:
@@ -783,8 +779,8 @@ def memory_estimate(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     micro_batch: int = 1,
     n_gpus: int = 1,
     zero: int = 0,
@@ -794,7 +790,7 @@ def memory_estimate(
     recompute: str = "none",
     flash: bool = True,
     dropout: bool = False,
-    checkpoint_dtype: str = "bf16",
+    checkpoint_dtype: str = DEFAULT_DTYPE,
     accelerator_memory_bytes: float | None = None,
     reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
     cp: int = 1,
