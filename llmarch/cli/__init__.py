@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, str] = {
     "verify": "verify",
     "bench": "bench",
     "report": "report",
+    "design": "design",
 }
 
 
