@@ -190,21 +190,26 @@ def layer_activations(
         cross, cross_core = attention_block()
         attention, core = attention + cross, core + cross_core
 
-    n_hidden = 3 if config.gated_mlp else 2
-    mlp_input_shared = config.parallel_block and config.parallel_block_shared_norm
-    mlp_rep = (0 if mlp_input_shared else a * tokens * d) + (m * tokens * d if dropout else 0)
-    if moe:
-        assert config.n_experts is not None and config.n_experts_per_token is not None
-        k, n_shared, d_e = config.n_experts_per_token, config.n_shared_experts, config.expert_d_ff
-        mlp_rep += a * tokens * config.n_experts + k * a * tokens * d  # router logits, dispatched copies
-        mlp_split = (k + n_shared) * n_hidden * a * tokens * d_e
-    else:
-        mlp_split = n_hidden * a * tokens * config.d_ff
+    mlp_rep, mlp_split = _mlp_activation_bytes(config, tokens, moe=moe, dropout=dropout)
     mlp = mlp_rep * replicated + mlp_split * split
 
     if recompute == "selective":
         core = 0.0
     return LayerActivations(norm, attention, core, mlp, 0.0, norm + attention + core + mlp)
+
+
+def _mlp_activation_bytes(config: ArchConfig, tokens: int, *, moe: bool, dropout: bool) -> tuple[float, float]:
+    """(d-wide bytes, d_ff-wide bytes) an MLP or MoE block stores for `tokens` tokens (see `layer_activations`)."""
+    a, m, d = ACTIVATION_BYTES, MASK_BYTES, config.d_model
+    n_hidden = 3 if config.gated_mlp else 2
+    mlp_input_shared = config.parallel_block and config.parallel_block_shared_norm
+    rep = (0 if mlp_input_shared else a * tokens * d) + (m * tokens * d if dropout else 0)
+    if not moe:
+        return rep, n_hidden * a * tokens * config.d_ff
+    assert config.n_experts is not None and config.n_experts_per_token is not None
+    k, n_shared, d_e = config.n_experts_per_token, config.n_shared_experts, config.expert_d_ff
+    rep += a * tokens * config.n_experts + k * a * tokens * d  # router logits, dispatched copies
+    return rep, (k + n_shared) * n_hidden * a * tokens * d_e
 
 
 def _layer_kinds(config: ArchConfig) -> list[tuple[bool, bool]]:
@@ -280,14 +285,8 @@ def activation_memory(
     kinds = _layer_kinds(config)
     if pp > len(kinds):
         raise InvalidValueError(f"pp ({pp}) must not exceed {config.name}'s {len(kinds)} layers")
-    common = {
-        "seq_len": seq_len,
-        "micro_batch": micro_batch,
-        "tp": tp,
-        "sequence_parallel": sequence_parallel,
-        "flash": flash,
-        "dropout": dropout,
-    }
+    common = {"seq_len": seq_len, "micro_batch": micro_batch, "tp": tp, "sequence_parallel": sequence_parallel,
+              "flash": flash, "dropout": dropout}  # fmt: skip
     stored = {
         kind: layer_activations(config, recompute=recompute, moe=kind[0], cross_attention=kind[1], **common)
         for kind in set(kinds)
