@@ -176,7 +176,7 @@ def test_cli_table_and_plot(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--tp", "3"], "tp (3) cannot be used here"),
-        (["--global-batch", "3", "--cp", "1", "--tp", "1", "--pp", "1"], "global_batch must be a multiple"),
+        (["--global-batch", "3", "--cp", "1", "--tp", "1", "--pp", "1"], "must be a multiple of dp x"),
         (["--gpu", "h101"], "unknown GPU"),
     ],
 )

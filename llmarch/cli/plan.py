@@ -29,7 +29,7 @@ _COLUMNS = ("rank", "tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages
 
 def _rows(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Plan records as table cells (seconds, fractions as percent, sizes with binary prefixes)."""
-    from llmarch.core.units import format_bytes
+    from llmarch.report.format import format_bytes
 
     rows = []
     for rank, plan in enumerate(plans, start=1):
@@ -106,7 +106,7 @@ def plan_command(
     time and breakdown, tokens/s per GPU, MFU (llmarch's causal and PaLM conventions), HFU and memory per GPU."""
     from llmarch.calc.plan import explain, plan_training
     from llmarch.catalog import presets
-    from llmarch.core.units import format_bytes
+    from llmarch.report.format import format_bytes
 
     config = presets.load_many([model])[0]
     result = plan_training(
