@@ -108,8 +108,9 @@ class ShapeSpace:
         for name in ("heads_multiple", "d_model_multiple", "d_ff_multiple", "vocab_size", "vocab_multiple",
                      "sliding_window", "mla_rope_dim", "context", "seq_len"):  # fmt: skip
             positive_int(name, getattr(self, name))
-        for name in ("d_heads", "kv_heads", "global_every", "mla_kv_ranks"):
-            values = getattr(self, name)
+        # Named as the `llmarch design` options that set them (--d-head 64,128).
+        for name, values in (("d_head", self.d_heads), ("kv_heads", self.kv_heads),
+                             ("global_every", self.global_every), ("mla_kv_rank", self.mla_kv_ranks)):  # fmt: skip
             if not values:
                 raise InvalidValueError(f"{name} must list at least one value")
             for value in values:
