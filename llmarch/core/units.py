@@ -51,8 +51,8 @@ _BYTE_SUFFIX = {
     "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
     "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
 }  # fmt: skip
-#: Largest count or size parsed (10^30: 10^6 times a frontier model's training FLOPs; nothing overflows).
-MAX_QUANTITY = 1e30
+#: Largest count or size parsed (10^50: far beyond any compute budget, yet products of a few stay finite).
+MAX_QUANTITY = 1e50
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
 
 
