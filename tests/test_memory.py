@@ -154,11 +154,15 @@ def test_generalisations_hand_worked() -> None:
     dec = layer_activations(t5, seq_len=512, flash=True, cross_attention=True)
     enc = layer_activations(t5, seq_len=512, flash=True)
     assert dec.norm_bytes == 1.5 * enc.norm_bytes and dec.attention_bytes == 2 * enc.attention_bytes
-    # Pipeline stages hold ceil(L / p) layers: 32 layers over 3 stages -> 11 layers, 3 micro-batches.
+    # 32 layers over 3 stages: 10, 11, 11 with the longer stages last, where fewer micro-batches are in
+    # flight; the first stage (10 layers x 3 micro-batches) beats the second (11 x 2).
     llama = load("llama-2-7b")
     acts = activation_memory(llama, seq_len=s, pp=3, flash=True)
     per_layer = layer_activations(llama, seq_len=s, flash=True).total_bytes
-    assert (acts.n_stage_layers, acts.layers_bytes, acts.output_bytes) == (11, 3 * 11 * per_layer, 0)
+    assert (acts.n_stage_layers, acts.layers_bytes, acts.output_bytes) == (10, 3 * 10 * per_layer, 0)
+    # 31 layers over 16 stages: 15 of 2 layers after one of 1; the first of them holds 15 micro-batches.
+    acts = activation_memory(llama.replace(n_layers=31), seq_len=s, pp=16, flash=True)
+    assert (acts.n_stage_layers, acts.layers_bytes) == (2, 15 * 2 * per_layer)
     # Full recomputation rebuilds one layer during its backward pass: a transient beside the stored inputs.
     acts = activation_memory(llama, seq_len=s, recompute="full", dropout=False)
     assert acts.layers_bytes == 32 * 2 * s * 4096

@@ -248,10 +248,18 @@ def grid_memory(
     table = _activation_table(config, g, seq_len=seq_len, flash=flash, dropout=dropout)
     n_layers = config.n_layers + config.n_encoder_layers
     tp, pp, cp, mb, v = g["tp"], g["pp"], g["cp"], g["micro_batch"], g["virtual_stages"]
-    n_stage = -(-n_layers // pp)
-    in_flight = np.minimum(pp, g["grad_accum"]).astype(float)
-    in_flight = np.where(v > 1, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
-    layers = in_flight * np.take_along_axis(table["prefix"], n_stage[:, None], axis=1)[:, 0]
+    interleave = np.where(v > 1, 1 + (pp - 1) / (pp * v), 1.0)
+    in_flight = np.minimum(pp, g["grad_accum"]) * interleave
+    base, extra = n_layers // pp, n_layers % pp  # training_memory._peak_stage: longer stages last
+    prefix = table["prefix"]
+    first = in_flight * np.take_along_axis(prefix, base[:, None], axis=1)[:, 0]
+    start = base * (pp - extra)
+    end = np.minimum(start + base + 1, n_layers)
+    longer = np.minimum(extra, g["grad_accum"]) * interleave * (
+        np.take_along_axis(prefix, end[:, None], axis=1)[:, 0]
+        - np.take_along_axis(prefix, start[:, None], axis=1)[:, 0]
+    )
+    layers = np.where(extra > 0, np.maximum(first, longer), first)
     s, d = seq_len // cp, config.d_model
     replicated = np.where(g["sequence_parallel"], 1 / tp, 1.0)
     embedding = in_flight * tm.MASK_BYTES * s * d * replicated if dropout else 0.0
@@ -472,14 +480,17 @@ class RunCheck:
 
 
 def check_run(run: Mapping[str, Any], config: ArchConfig) -> RunCheck:
-    """Predict one published run (a record of tests/data/training_runs.json) with its published knobs fixed.
+    """Predict one published run (a record of tests/data/training_runs.json) as `llmarch plan` would.
 
-    The record gives gpu, n_gpus, global_batch, seq_len, `knobs` (fixed; the rest searched, fitting or not:
-    the run did fit) and `options` (flash, dropout, grad_dtype, dtype); the measurement is
-    measured_tokens_per_s_per_gpu, or measured_mfu in llmarch's causal convention.
+    The record gives gpu, n_gpus, global_batch, seq_len, `knobs` (fixed; the rest searched) and `options`
+    (flash, dropout, grad_dtype, dtype); the prediction is the fastest plan that fits (the closest one
+    when none does, as the run did fit). The measurement is measured_tokens_per_s_per_gpu, or measured_mfu
+    in llmarch's causal convention.
     """
-    plan = evaluate_plan(config, gpu=run["gpu"], n_gpus=run["n_gpus"], global_batch=run["global_batch"],
-                         seq_len=run["seq_len"], **run.get("knobs", {}), **run.get("options", {}))  # fmt: skip
+    result = plan_training(config, gpu=run["gpu"], n_gpus=run["n_gpus"], global_batch=run["global_batch"],
+                           seq_len=run["seq_len"], top=1, **run.get("knobs", {}), **run.get("options", {}))  # fmt: skip
+    plan = result.best or result.closest
+    assert plan is not None
     measured = run.get("measured_tokens_per_s_per_gpu")
     if measured is None:
         peak = accelerator(run["gpu"]).peak(run.get("options", {}).get("dtype", "bf16"))

@@ -191,21 +191,46 @@ def layer_activations(
         cross, cross_core = attention_block()
         attention, core = attention + cross, core + cross_core
 
-    n_hidden = 3 if config.gated_mlp else 2
-    mlp_input_shared = config.parallel_block and config.parallel_block_shared_norm
-    mlp_rep = (0 if mlp_input_shared else a * tokens * d) + (m * tokens * d if dropout else 0)
-    if moe:
-        assert config.n_experts is not None and config.n_experts_per_token is not None
-        k, n_shared, d_e = config.n_experts_per_token, config.n_shared_experts, config.expert_d_ff
-        mlp_rep += a * tokens * config.n_experts + k * a * tokens * d  # router logits, dispatched copies
-        mlp_split = (k + n_shared) * n_hidden * a * tokens * d_e
-    else:
-        mlp_split = n_hidden * a * tokens * config.d_ff
+    mlp_rep, mlp_split = _mlp_activation_bytes(config, tokens, moe=moe, dropout=dropout)
     mlp = mlp_rep * replicated + mlp_split * split
 
     if recompute == "selective":
         core = 0.0
     return LayerActivations(norm, attention, core, mlp, 0.0, norm + attention + core + mlp)
+
+
+def _mlp_activation_bytes(config: ArchConfig, tokens: int, *, moe: bool, dropout: bool) -> tuple[float, float]:
+    """(d-wide bytes, d_ff-wide bytes) an MLP or MoE block stores for `tokens` tokens (see `layer_activations`)."""
+    a, m, d = ACTIVATION_BYTES, MASK_BYTES, config.d_model
+    n_hidden = 3 if config.gated_mlp else 2
+    mlp_input_shared = config.parallel_block and config.parallel_block_shared_norm
+    rep = (0 if mlp_input_shared else a * tokens * d) + (m * tokens * d if dropout else 0)
+    if not moe:
+        return rep, n_hidden * a * tokens * config.d_ff
+    assert config.n_experts is not None and config.n_experts_per_token is not None
+    k, n_shared, d_e = config.n_experts_per_token, config.n_shared_experts, config.expert_d_ff
+    rep += a * tokens * config.n_experts + k * a * tokens * d  # router logits, dispatched copies
+    return rep, (k + n_shared) * n_hidden * a * tokens * d_e
+
+
+def _peak_stage(
+    layer_bytes: list[float], pp: int, in_flight: float, n_micro_batches: int | None, interleave: float
+) -> tuple[int, float]:
+    """(layers, bytes) of the pipeline stage holding the most activations under 1F1B.
+
+    Stage j holds min(pp - j, micro-batches) micro-batches in flight (Narayanan et al. 2021). When pp does
+    not divide the L layers, the L mod pp stages with one more layer are placed last, where fewer
+    micro-batches are in flight (as Llama 3 trims its first stage; Dubey et al. 2024, section 3.3.2): the
+    peak is the first stage (floor(L / pp) layers, `in_flight`) or the first longer stage.
+    """
+    base, extra = divmod(len(layer_bytes), pp)
+    first = in_flight * sum(layer_bytes[:base])
+    if not extra:
+        return base, first
+    start = base * (pp - extra)
+    later = min(extra, n_micro_batches if n_micro_batches is not None else extra) * interleave
+    longer = later * sum(layer_bytes[start : start + base + 1])
+    return (base, first) if first >= longer else (base + 1, longer)
 
 
 def _layer_kinds(config: ArchConfig) -> list[tuple[bool, bool]]:
@@ -228,7 +253,7 @@ class ActivationMemory:
     recompute: str
     flash: bool
     dropout: bool
-    n_stage_layers: int  # layers on the first pipeline stage
+    n_stage_layers: int  # layers on the pipeline stage holding the most activations
     in_flight_micro_batches: float  # micro-batches of the stage's layers held (1F1B: pp; interleaved: more)
     max_layer_bytes: float  # the largest layer's stored activations, one micro-batch
     layers_bytes: float  # all stage layers x in-flight micro-batches
@@ -259,8 +284,9 @@ def activation_memory(
     (Narayanan et al. 2021, arXiv:2104.04473) the first stage holds the activations of pp micro-batches
     for its L/pp layers, so pipelining does not reduce the total, L x per-layer (eq. 5; 34 s b h L / t
     with sequence parallelism and selective recomputation, eq. 6). This assumes at least pp micro-batches
-    per step. Layers come from `layer_activations`; the stage holds the first ceil(L/pp) of them
-    (encoder layers first). Outside the layers (section 4.3): the embedding dropout mask, s b h p / t
+    per step. Layers come from `layer_activations`; when pp does not divide L the stage with the peak is
+    found by `_peak_stage` (the first stage holds floor(L/pp) of them, encoder layers first). Outside the
+    layers (section 4.3): the embedding dropout mask, s b h p / t
     bytes, and, only when pp = 1 (otherwise on the last stage, which holds fewer micro-batches), the final
     norm input and head input (2 + 2) s b h plus the fp32 logits 4 s b v, all divided by t under sequence
     parallelism (the logits always, the head being vocabulary-parallel): 4 s b h (1 + v / h) / t.
@@ -281,23 +307,17 @@ def activation_memory(
     kinds = _layer_kinds(config)
     if pp > len(kinds):
         raise InvalidValueError(f"pp ({pp}) must not exceed {config.name}'s {len(kinds)} layers")
-    common: dict[str, Any] = {
-        "seq_len": seq_len,
-        "micro_batch": micro_batch,
-        "tp": tp,
-        "sequence_parallel": sequence_parallel,
-        "flash": flash,
-        "dropout": dropout,
-    }
+    common: dict[str, Any] = {"seq_len": seq_len, "micro_batch": micro_batch, "tp": tp,
+                              "sequence_parallel": sequence_parallel, "flash": flash, "dropout": dropout}  # fmt: skip
     stored = {
         kind: layer_activations(config, recompute=recompute, moe=kind[0], cross_attention=kind[1], **common)
         for kind in set(kinds)
     }
-    n_stage = -(-len(kinds) // pp)  # ceil
     in_flight = float(pp if n_micro_batches is None else min(pp, n_micro_batches))
-    if virtual_stages > 1:
-        in_flight *= 1 + (pp - 1) / (pp * virtual_stages)
-    layers = in_flight * sum(stored[kind].total_bytes for kind in kinds[:n_stage])
+    interleave = 1 + (pp - 1) / (pp * virtual_stages) if virtual_stages > 1 else 1.0
+    n_stage, layers = _peak_stage(
+        [stored[kind].total_bytes for kind in kinds], pp, in_flight * interleave, n_micro_batches, interleave
+    )
     max_layer = max(layer.total_bytes for layer in stored.values())
 
     s, b, d = seq_len, micro_batch, config.d_model
@@ -753,7 +773,7 @@ class MemoryEstimate:
             "2020, arXiv:1910.02054, section 3.1; fp32 gradients are Megatron-LM's bf16 default (main_grad)",
             "activations": "Korthikanti et al. 2022, arXiv:2205.05198, eq. 1-6 and Table 2, generalised per layer "
             f"(GQA/MLA, gated MLP, MoE); {ACTIVATION_BYTES}-byte activations, {MASK_BYTES}-byte dropout masks",
-            "pipeline": "1F1B schedule: the first stage holds pp micro-batches of its ceil(L/pp) layers",
+            "pipeline": "1F1B schedule: stage j holds pp - j micro-batches; the L mod pp longer stages come last",
             "parallelism": "n_gpus = dp x tp x pp x cp; weights, gradients and optimizer states split evenly "
             "over tp x pp (experts also over ep); ZeRO shards over dp x cp",
             "inference": "tensor parallel over tp GPUs (no pipeline); workspace = prefill of batch x seq_len "
