@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmarch.calc.params import count_params
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_SEQ_LEN
 
 if TYPE_CHECKING:
     import pandas
@@ -33,12 +34,6 @@ COLUMN_SETS: dict[str, tuple[str, ...]] = {
         "params_attention", "params_mlp", "params_norm", "reference_params", "reference_exact",
     ),
 }  # fmt: skip
-
-
-#: Workload defaults of `compare` (stated in every record: seq_len, batch, dtype).
-DEFAULT_SEQ_LEN = 2048
-DEFAULT_BATCH = 1
-DEFAULT_DTYPE = "bf16"
 
 
 def model_record(

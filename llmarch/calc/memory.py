@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DTYPE
 from llmarch.core.units import canonical_dtype, dtype_bytes
 
 #: int4 weight-only quantisation stores one scale per group of this many weights (GPTQ/AWQ default).
@@ -25,7 +26,7 @@ INT4_GROUP_SIZE = 128
 INT4_SCALE_BYTES = 2
 
 
-def weights_bytes(config: ArchConfig, dtype: str = "bf16") -> float:
+def weights_bytes(config: ArchConfig, dtype: str = DEFAULT_DTYPE) -> float:
     """Bytes of the weights stored in `dtype`: parameters x bytes per element.
 
     int4 adds one fp16 scale per group of 128 weights (the GPTQ/AWQ layout, Frantar et al. 2022,
@@ -51,7 +52,7 @@ def kv_cache_elements_per_token(config: ArchConfig) -> int:
     return config.n_layers * config.n_kv_heads * (config.d_head + config.v_head_dim)
 
 
-def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = "bf16") -> float:
+def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = DEFAULT_DTYPE) -> float:
     """KV-cache bytes added per decoded token (all layers, one sequence), before any window cap."""
     return kv_cache_elements_per_token(config) * dtype_bytes(dtype)
 
@@ -74,7 +75,7 @@ def kv_cache(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
     beam_width: int = 1,
     encoder_len: int | None = None,
 ) -> KVCache:

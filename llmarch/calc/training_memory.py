@@ -18,6 +18,7 @@ from llmarch.calc.memory import kv_cache, weights_bytes
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_RESERVE_FRACTION
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import canonical_dtype
 
@@ -38,11 +39,6 @@ FP32_BYTES = 4
 WEIGHT_BYTES_PER_PARAM = 2
 GRADIENT_BYTES_PER_PARAM = 2
 OPTIMIZER_BYTES_PER_PARAM = 12
-
-#: Share of the accelerator's memory kept free when deciding whether a workload fits: the CUDA context,
-#: NCCL and cuBLAS workspaces, allocator fragmentation and short-lived buffers. A rule of thumb, not a
-#: measurement; pass reserve_fraction to change it.
-DEFAULT_RESERVE_FRACTION = 0.10
 
 #: Per-rank random-number-generator state a resumable checkpoint saves, in bytes: torch's CPU generator
 #: (torch.get_rng_state(), 5,056 bytes), the CUDA Philox seed and offset (16), NumPy's MT19937 (624 x 4 =
@@ -482,7 +478,7 @@ class CheckpointSize:
 
 
 def checkpoint_size(
-    config: ArchConfig, *, dtype: str = "bf16", optimizer: bool = True, n_ranks: int = 1
+    config: ArchConfig, *, dtype: str = DEFAULT_DTYPE, optimizer: bool = True, n_ranks: int = 1
 ) -> CheckpointSize:
     """Bytes of a checkpoint for saving and resuming training: weights + optimizer + scheduler and RNG state.
 
@@ -510,7 +506,7 @@ def checkpoint_size(
 
 
 def inference_workspace_bytes(
-    config: ArchConfig, *, batch: int = 1, seq_len: int, dtype: str = "bf16", tp: int = 1, flash: bool = False
+    config: ArchConfig, *, batch: int = 1, seq_len: int, dtype: str = DEFAULT_DTYPE, tp: int = 1, flash: bool = False
 ) -> float:
     """Peak activation workspace of a forward pass over a `batch` x `seq_len` prompt (prefill), in bytes.
 
@@ -573,8 +569,8 @@ def inference_memory(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     tp: int = 1,
     flash: bool = False,
 ) -> InferenceMemory:
@@ -682,8 +678,8 @@ def memory_estimate(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     micro_batch: int = 1,
     n_gpus: int = 1,
     zero: int = 0,
@@ -693,7 +689,7 @@ def memory_estimate(
     recompute: str = "none",
     flash: bool = False,
     dropout: bool = True,
-    checkpoint_dtype: str = "bf16",
+    checkpoint_dtype: str = DEFAULT_DTYPE,
     accelerator_memory_bytes: float | None = None,
     reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
 ) -> MemoryEstimate:

@@ -77,8 +77,13 @@ def _fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
 def handle_errors(func: F) -> F:
     """Turn domain errors into one line on stderr and exit code 1; Ctrl-C into exit code 130."""
 
+    kind = func.__name__.removesuffix("_command").replace("_", "-")  # estimate_cost_command -> estimate-cost
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from llmarch.report.tables import current_kind
+
+        token = current_kind.set(kind)
         try:
             return func(*args, **kwargs)
         except LlmarchError as exc:
@@ -88,6 +93,8 @@ def handle_errors(func: F) -> F:
         except BrokenPipeError:
             sys.stderr.close()  # a closed pipe (| head) is not an error worth a traceback
             raise typer.Exit(0) from None
+        finally:
+            current_kind.reset(token)
 
     return wrapper  # type: ignore[return-value]
 

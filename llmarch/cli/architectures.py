@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
+from llmarch.core.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_SEQ_LEN
 
 
 @app.command(
@@ -94,11 +95,11 @@ def compare_command(
     ] = "default",
     seq_len: Annotated[
         int, typer.Option(min=1, help="Context length for flops_per_token and kv_cache_bytes (tokens).")
-    ] = 2048,
-    batch: Annotated[int, typer.Option(min=1, help="Sequences in the KV cache (kv_cache_bytes).")] = 1,
-    dtype: Annotated[str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")] = (
-        "bf16"
-    ),
+    ] = DEFAULT_SEQ_LEN,
+    batch: Annotated[int, typer.Option(min=1, help="Sequences in the KV cache (kv_cache_bytes).")] = DEFAULT_BATCH,
+    dtype: Annotated[
+        str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")
+    ] = DEFAULT_DTYPE,
     plot: Annotated[
         str | None,
         typer.Option(

@@ -8,14 +8,20 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, resolve_specs
-from llmarch.report.tables import format_value
+from llmarch.core.defaults import (
+    DEFAULT_ALLREDUCE_LATENCY_S,
+    DEFAULT_BANDWIDTH_EFFICIENCY,
+    DEFAULT_DTYPE,
+    DEFAULT_FLOP_EFFICIENCY,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_PREFILL_CHUNK,
+    DEFAULT_PROMPT_LEN,
+    DEFAULT_RESERVE_FRACTION,
+)
+from llmarch.report.format import format_bytes, format_count, format_seconds, format_usd, format_value
 
 #: Context lengths (prompt + generated tokens) the --plot sweep evaluates.
 PLOT_CONTEXTS = tuple(2**i for i in range(10, 18))  # 1k .. 128k
-
-
-def _ms(value: float | None) -> str | None:
-    return None if value is None else f"{value * 1e3:.4g} ms" if value < 1 else f"{value:.4g} s"
 
 
 def _phase_cell(phase: dict[str, Any] | None) -> str | None:
@@ -31,15 +37,13 @@ def _flop_per_byte(value: float) -> str:
 
 
 def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict[str, Any]]:
-    """Display rows: sizes with binary prefixes, times in ms, rates rounded (JSON keeps raw SI numbers)."""
-    from llmarch.core.units import format_bytes, format_count
-
+    """Display rows: sizes with binary prefixes, times in s/ms/µs, rates rounded (JSON keeps raw SI numbers)."""
     rows = []
     for r in records:
-        ttft, tpot = _ms(r["ttft_s"]), _ms(r["tpot_s"])
+        ttft, tpot = format_seconds(r["ttft_s"]), format_seconds(r["tpot_s"])
         if calibrated and r["ttft_default_s"] is not None:
-            ttft = f"{ttft} (default {_ms(r['ttft_default_s'])})"
-            tpot = f"{tpot} (default {_ms(r['tpot_default_s'])})"
+            ttft = f"{ttft} (default {format_seconds(r['ttft_default_s'])})"
+            tpot = f"{tpot} (default {format_seconds(r['tpot_default_s'])})"
         max_context = r["max_context_len"]
         rows.append(
             {
@@ -57,9 +61,9 @@ def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict
                 "TPOT": tpot,
                 "prefill I<>ridge": _phase_cell(r["prefill"]),
                 "decode I<>ridge": _phase_cell(r["decode"]),
-                "tok/s/GPU": None if r["tokens_per_s_per_gpu"] is None else f"{r['tokens_per_s_per_gpu']:.4g}",
-                "tok/s": None if r["tokens_per_s"] is None else f"{r['tokens_per_s']:.4g}",
-                "$/M tok": None if r["usd_per_million_tokens"] is None else f"{r['usd_per_million_tokens']:.3g}",
+                "tok/s/GPU": format_count(r["tokens_per_s_per_gpu"]),
+                "tok/s": format_count(r["tokens_per_s"]),
+                "$/M tok": format_usd(r["usd_per_million_tokens"]),
             }
         )
     return rows
@@ -179,11 +183,12 @@ def estimate_inference_command(
     n_gpus: Annotated[
         int | None, typer.Option(help="GPUs in all, a multiple of --tp (n_gpus / tp replicas). Default --tp.")
     ] = None,
-    dtype: Annotated[str, typer.Option(help="Weight dtype: fp32, bf16, fp16, fp8, int8, int4.")] = "bf16",
+    dtype: Annotated[str, typer.Option(help="Weight dtype: fp32, bf16, fp16, fp8, int8, int4.")] = DEFAULT_DTYPE,
     kv_dtype: Annotated[
         str | None,
         typer.Option(
-            help="KV-cache dtype (bf16, fp16, fp8, int8). Default: the weight dtype, bf16 under fp8/int8/int4."
+            help="KV-cache dtype (bf16, fp16, fp8, int8). Default: the weight dtype, "
+            f"{DEFAULT_DTYPE} under fp8/int8/int4."
         ),
     ] = None,
     compute_dtype: Annotated[
@@ -192,20 +197,24 @@ def estimate_inference_command(
             help="Dtype whose peak FLOP/s the matmuls run at. Default: the weight dtype; 16-bit for int8/int4."
         ),
     ] = None,
-    prompt_len: Annotated[int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")] = 2048,
+    prompt_len: Annotated[
+        int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")
+    ] = DEFAULT_PROMPT_LEN,
     generate_len: Annotated[
         int, typer.Option("--generate-len", "--generate", help="Generated tokens per request.")
-    ] = 512,
+    ] = DEFAULT_GENERATE_LEN,
     batch: Annotated[int | None, typer.Option(help="Requests served together. Default: the largest that fits.")] = None,
     max_batch: Annotated[
         bool, typer.Option("--max-batch", help="Serve the largest batch that fits (the default without --batch).")
     ] = False,
     beam_width: Annotated[int, typer.Option(help="Beam search width: one KV cache per beam.")] = 1,
     flop_efficiency: Annotated[
-        float | None, typer.Option(help="Achievable fraction of the dense peak FLOP/s. Default 0.7.")
+        float | None,
+        typer.Option(help=f"Achievable fraction of the dense peak FLOP/s. Default {DEFAULT_FLOP_EFFICIENCY}."),
     ] = None,
     bandwidth_efficiency: Annotated[
-        float | None, typer.Option(help="Achievable fraction of the peak memory bandwidth. Default 0.8.")
+        float | None,
+        typer.Option(help=f"Achievable fraction of the peak memory bandwidth. Default {DEFAULT_BANDWIDTH_EFFICIENCY}."),
     ] = None,
     link_bandwidth: Annotated[
         str | None,
@@ -216,15 +225,18 @@ def estimate_inference_command(
         ),
     ] = None,
     allreduce_latency: Annotated[
-        float | None, typer.Option(help="Seconds of fixed cost per all-reduce. Default 1e-05.")
+        float | None, typer.Option(help=f"Seconds of fixed cost per all-reduce. Default {DEFAULT_ALLREDUCE_LATENCY_S}.")
     ] = None,
     prefill_chunk: Annotated[
         int,
         typer.Option(help="Tokens per prefill pass (chunked prefill); 0 prefills every prompt of the batch at once."),
-    ] = 8192,
+    ] = DEFAULT_PREFILL_CHUNK,
     flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq score matrix in the workspace).")] = True,
     reserve_fraction: Annotated[
-        float | None, typer.Option(help="Fraction of GPU memory kept free (CUDA context, fragmentation). Default 0.1.")
+        float | None,
+        typer.Option(
+            help=f"Fraction of GPU memory kept free (CUDA context, fragmentation). Default {DEFAULT_RESERVE_FRACTION}."
+        ),
     ] = None,
     price_per_gpu_hour: Annotated[
         float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")

@@ -6,15 +6,17 @@ Nothing here computes a model quantity; it only formats what the calculators ret
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.io import write_atomic
-from llmarch.core.units import format_bytes, format_count
+from llmarch.report.format import format_cell, format_count
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -49,33 +51,6 @@ LABELS: dict[str, str] = {
     "weights_bytes": "weights",
 }
 
-_COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_params", "vocab_size", "flops_")
-
-
-def format_value(value: Any, key: str = "") -> str:
-    """An assumption's value: bytes with binary prefixes, rates in GB/s and TFLOP/s, lists joined."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}={format_value(v, str(k))}" for k, v in value.items() if v is not None) or "-"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_value(v) for v in value) or "none"
-    if isinstance(value, (int, float)):
-        if key.endswith("_bytes"):
-            return format_bytes(value)
-        if key.endswith("_bytes_per_s"):
-            return f"{value / 1e9:.4g} GB/s"
-        if key.endswith("_flop_per_s"):
-            return f"{value / 1e12:.4g} TFLOP/s"
-        if key == "tokens":
-            return format_count(value)
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value)
-    return str(value)
-
 
 def environment() -> dict[str, str]:
     """Where a result was computed (carried by every JSON document)."""
@@ -88,40 +63,56 @@ def environment() -> dict[str, str]:
     }
 
 
-def envelope(key: str, records: Any, **extra: Any) -> dict[str, Any]:
-    """The JSON document: schema version, tool version, environment, then the payload under `key`."""
+#: Version of the JSON document every command writes (see catalog/data/envelope.schema.json). Within version 1,
+#: llmarch 0.x added `kind` and `results` (additive); the payload is also kept under the command's older key
+#: (`models`, `estimates`, ...), deprecated, until version 2 removes it.
+SCHEMA_VERSION = 1
+
+
+#: The command being run ("compare", "estimate-cost"), set by the CLI; a document's `kind` when none is given.
+current_kind: ContextVar[str | None] = ContextVar("current_kind", default=None)
+
+
+def plain(value: Any, key: str = "") -> Any:
+    """`value` with integral quantities as integers: a float that is whole becomes an int (131072.0 -> 131072),
+    and a byte count (a key ending in `_bytes`) is rounded up to whole bytes (half a byte of int4 still takes
+    one). Mappings and lists are converted recursively; everything else is returned as it is."""
+    if isinstance(value, Mapping):
+        return {k: plain(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, key) for v in value]
+    if isinstance(value, float) and math.isfinite(value) and abs(value) < 2**53:
+        if key.endswith("_bytes") and not value.is_integer():
+            return math.ceil(value)
+        if value.is_integer():
+            return int(value)
+    return value
+
+
+def envelope(key: str, records: Any, *, kind: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The JSON document every command writes: `schema_version`, `llmarch_version`, `environment`, `kind` (the
+    command, e.g. "compare"), any `extra` keys, and `results` (a list of records; a single record is listed).
+
+    `key` is where earlier releases put the payload ("models", "estimates", ...): it is kept as an alias of
+    `results` (deprecated; schema version 2 will drop it)."""
     from llmarch._version import __version__
 
-    return {"schema_version": 1, "llmarch_version": __version__, "environment": environment(), **extra, key: records}
+    payload = plain(records)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "llmarch_version": __version__,
+        "environment": environment(),
+        "kind": kind or current_kind.get() or key,
+        **plain(extra),
+        "results": payload if isinstance(payload, list) else [payload],
+    }
+    if key != "results":
+        document[key] = payload
+    return document
 
 
 def to_json(document: Any) -> str:
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
-
-
-#: Columns shown as exact integers (with thousands separators): where exactness is the point (verify).
-EXACT_KEYS = frozenset({"params_analytic", "params_module", "kv_bytes_analytic", "kv_bytes_module"})
-
-
-def format_cell(key: str, value: Any) -> str:
-    """A record value as a table cell: counts with suffixes, rates in scientific notation, '-' for none."""
-    if value is None:
-        return "-"
-    if key in EXACT_KEYS and isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if key == "learning_rate" and isinstance(value, (int, float)):
-        return f"{value:.1e}"
-    if isinstance(value, (int, float)) and key.endswith("_bytes"):
-        return format_bytes(value)
-    if isinstance(value, (int, float)) and key.endswith("_bytes_per_token"):
-        return format_bytes(value)
-    if isinstance(value, (int, float)) and key.startswith(_COUNT_KEYS):
-        return format_count(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
-    return str(value)
 
 
 def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
@@ -153,11 +144,37 @@ def to_markdown(records: Sequence[dict[str, Any]], columns: Sequence[str], *, ti
 
 
 def to_csv(records: Sequence[dict[str, Any]]) -> str:
-    """CSV of the full records (nested objects flattened to 'breakdown.attention.q' style columns)."""
-    import pandas
+    """CSV of the full records: nested objects flattened to 'breakdown.attention.q' style columns (the union
+    of every record's keys, in order of appearance), whole numbers without '.0', lists as JSON, none empty."""
+    import csv
+    import io
 
-    frame = pandas.json_normalize(list(records), sep=".")
-    return frame.to_csv(index=False)
+    rows = [_flatten(plain(record)) for record in records]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    return buffer.getvalue()
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, Mapping)):
+        return json.dumps(value)
+    return str(value)
 
 
 def rich_table(records: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> Any:

@@ -47,7 +47,6 @@ from llmarch.calc.memory import kv_cache, kv_cache_bytes_per_token, weights_byte
 from llmarch.calc.params import attention_params, count_params, layer_norm_params, mlp_params
 from llmarch.calc.training_memory import (
     ACTIVATION_BYTES,
-    DEFAULT_RESERVE_FRACTION,
     FP32_BYTES,
     inference_memory,
     inference_workspace_bytes,
@@ -55,27 +54,21 @@ from llmarch.calc.training_memory import (
 from llmarch.catalog.hardware import Accelerator, accelerator, canonical_peak_dtype, default_price
 from llmarch.core.checks import finite_number, fraction, non_negative, positive, positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import (
+    DEFAULT_ALLREDUCE_LATENCY_S,
+    DEFAULT_BANDWIDTH_EFFICIENCY,
+    DEFAULT_DTYPE,
+    DEFAULT_FLOP_EFFICIENCY,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_PREFILL_CHUNK,
+    DEFAULT_PROMPT_LEN,
+    DEFAULT_RESERVE_FRACTION,
+)
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import canonical_dtype, format_bytes
 
 Bound = Literal["compute", "memory"]
 
-# Defaults, each recorded in an estimate's assumptions when used. They are inputs, not facts.
-#: Achievable fraction of the dense peak FLOP/s: large bf16 GEMMs reach roughly 0.6-0.8 of it on A100/H100.
-DEFAULT_FLOP_EFFICIENCY = 0.7
-#: Achievable fraction of the peak memory bandwidth: streaming kernels reach roughly 0.8-0.9 of it.
-DEFAULT_BANDWIDTH_EFFICIENCY = 0.8
-#: Fixed cost of one all-reduce (launch and synchronisation): small-message all-reduces within an NVLink
-#: node take on the order of 10 microseconds. A rule of thumb; 0 gives the bandwidth-only model.
-DEFAULT_ALLREDUCE_LATENCY_S = 10e-6
-#: Tokens per prefill pass (chunked prefill: Agrawal et al. 2023, SARATHI, arXiv:2308.16369): the order of
-#: the per-step token budgets of serving engines (vLLM's max_num_batched_tokens and SGLang's
-#: chunked_prefill_size default to 2k-16k, by version and GPU). The workspace is sized for one full
-#: chunk, as vLLM sizes it by a profiling pass of that many tokens.
-DEFAULT_PREFILL_CHUNK = 8192
-DEFAULT_PROMPT_LEN = 2048
-DEFAULT_GENERATE_LEN = 512
-DEFAULT_DTYPE = "bf16"
 #: Weight dtypes whose matmuls run in that dtype; int8/int4 are treated as weight-only quantisation
 #: (GPTQ/AWQ-style kernels dequantise to 16 bits), so their matmuls run at the 16-bit peak.
 _NATIVE_COMPUTE_DTYPES = ("fp32", "bf16", "fp16", "fp8")
@@ -163,7 +156,7 @@ def kv_bytes_per_attention_flop(config: ArchConfig, kv_dtype: str) -> float:
     return kv_cache_bytes_per_token(config, kv_dtype) / attention_flops_per_token(config, 1)
 
 
-def kv_cache_share(config: ArchConfig, *, tp: int, kv_dtype: str = "bf16") -> float:
+def kv_cache_share(config: ArchConfig, *, tp: int, kv_dtype: str = DEFAULT_DTYPE) -> float:
     """Fraction of the KV cache each of `tp` GPUs holds: 1 / min(tp, n_kv_heads), or 1 for MLA.
 
     Read off `llmarch.calc.training_memory.inference_memory`, which splits the cache by KV head and replicates a head
