@@ -46,7 +46,7 @@ def test_plain_base_count() -> None:
         ({"qk_norm": "head"}, 2 * 16),  # Qwen3 / Gemma 3: one d_head scale for queries, one for keys
         ({"qk_norm": "full"}, 4 * 16 + 2 * 16),  # OLMo 2: over H d_h and H_kv d_h
         ({"qk_norm": "per-head"}, 4 * 16 + 2 * 16),  # Cohere: a d_head scale per head
-        ({"qk_norm": "per-head", "norm": "layernorm", "norm_bias": True}, 2 * (4 * 16 + 2 * 16)),  # StableLM 2
+        ({"qk_norm": "per-head", "norm": "layernorm", "norm_bias": True}, 4 * 16 + 2 * 16),  # StableLM 2: no shift
         ({"qk_norm": "l2"}, 0),  # Llama 4: weightless
     ],
 )

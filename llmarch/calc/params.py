@@ -62,13 +62,14 @@ def qk_norm_params(config: ArchConfig) -> int:
     Gemma 3; Dehghani et al. 2023, arXiv:2302.05442). "full": one norm over the whole query projection
     (H d_h) and one over the keys (H_kv d_h), as OLMo 2 (OLMo et al. 2024, arXiv:2501.00656, section
     3.2). "per-head": a separate d_head norm per head, the same count as "full" (Cohere; StableLM 2).
-    "l2": a weightless L2 norm (Llama 4), 0. Each norm is the config's `norm` (with its bias, if any).
+    "l2": a weightless L2 norm (Llama 4), 0. Each is the config's `norm` with a scale and no shift (every
+    published q/k norm, StableLM 2's per-head LayerNorms included, is bias-free); none when nonparametric.
     """
-    if config.qk_norm is None or config.qk_norm == "l2":
+    if config.qk_norm is None or config.qk_norm == "l2" or config.norm == "nonparametric":
         return 0
     if config.qk_norm == "head":
-        return 2 * norm_params(config, config.d_head)
-    return norm_params(config, config.n_heads * config.d_head) + norm_params(config, config.n_kv_heads * config.d_head)
+        return 2 * config.d_head
+    return (config.n_heads + config.n_kv_heads) * config.d_head
 
 
 def attention_params(config: ArchConfig, *, bias: bool = True) -> dict[str, int]:

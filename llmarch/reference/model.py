@@ -70,22 +70,24 @@ def make_norm(config: ArchConfig, width: int) -> nn.Module:
     return RMSNorm(width)
 
 
-class HeadNorm(nn.Module):
-    """Norm of each head's d_head channels with its own scale (and shift) per head (Cohere, StableLM 2):
-    weights (heads, d_head), so the count equals one norm over all heads' channels."""
+class QKNorm(nn.Module):
+    """A query/key norm: the config's norm kind with a scale and no shift, over `shape`'s trailing axes.
 
-    def __init__(self, config: ArchConfig, n_heads: int, d_head: int, eps: float = 1e-6):
+    Shape (d_head,): one scale shared by all heads ("head"); (heads, d_head): statistics per head with a
+    scale per head ("per-head", Cohere and StableLM 2); (heads x d_head,) on the flattened projection
+    ("full", OLMo 2). A nonparametric config has no scale.
+    """
+
+    def __init__(self, config: ArchConfig, shape: tuple[int, ...], eps: float = 1e-6):
         super().__init__()
         self.rms, self.eps = config.norm == "rmsnorm", eps
-        self.weight = nn.Parameter(torch.ones(n_heads, d_head))
-        biased = config.norm == "layernorm" and config.norm_bias
-        self.bias = nn.Parameter(torch.zeros(n_heads, d_head)) if biased else None
+        self.weight = nn.Parameter(torch.ones(shape)) if config.norm != "nonparametric" else None
 
-    def forward(self, x: Tensor) -> Tensor:  # x: (batch, seq, heads, d_head)
+    def forward(self, x: Tensor) -> Tensor:  # x: (..., d_head) or (..., heads x d_head)
         if not self.rms:
             x = x - x.mean(-1, keepdim=True)
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-        return x + self.bias if self.bias is not None else x
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return x * self.weight if self.weight is not None else x
 
 
 def weightless_rms(x: Tensor, eps: float = 1e-6) -> Tensor:
@@ -375,12 +377,13 @@ class Attention(nn.Module):
             self.relative_bias = nn.Embedding(config.relative_attention_buckets, h)
         self.qk_norm = config.qk_norm
         if config.qk_norm == "head":  # one d_head norm shared by all heads (Qwen3, Gemma 3)
-            self.q_head_norm, self.k_head_norm = make_norm(config, self.d_head), make_norm(config, self.d_head)
+            self.q_head_norm, self.k_head_norm = QKNorm(config, (self.d_head,)), QKNorm(config, (self.d_head,))
         elif config.qk_norm == "full":  # one norm over the whole projection (OLMo 2)
-            self.q_head_norm = make_norm(config, h * self.d_head)
-            self.k_head_norm = make_norm(config, hkv * self.d_head)
+            self.q_head_norm = QKNorm(config, (h * self.d_head,))
+            self.k_head_norm = QKNorm(config, (hkv * self.d_head,))
         elif config.qk_norm == "per-head":
-            self.q_head_norm, self.k_head_norm = HeadNorm(config, h, self.d_head), HeadNorm(config, hkv, self.d_head)
+            self.q_head_norm = QKNorm(config, (h, self.d_head))
+            self.k_head_norm = QKNorm(config, (hkv, self.d_head))
         self.sinks = nn.Parameter(torch.zeros(h)) if config.attention_sinks else None
         self.softcap, self.scale = config.attn_logit_softcap, config.attention_multiplier
 
