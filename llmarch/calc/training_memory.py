@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from llmarch.calc.flops import RECOMPUTE_MODES
-from llmarch.calc.memory import kv_cache, weights_bytes
+from llmarch.calc.memory import weights_bytes
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
@@ -581,17 +581,21 @@ def inference_memory(
     does); an MLA latent is shared by all heads, so every GPU holds all of it. The workspace is
     `inference_workspace_bytes`.
     """
+    from llmarch.calc.serving_memory import serving_memory  # the one serving-memory model (imports this module)
+
     _check_tp(config, tp)
-    cache = kv_cache(config, batch=batch, seq_len=seq_len, dtype=kv_dtype)
-    kv_split = 1 if config.mla_kv_rank is not None else min(tp, config.n_kv_heads)
-    weights = weights_bytes(config, dtype) / tp
-    kv = cache.total_bytes / kv_split
-    workspace = inference_workspace_bytes(config, batch=batch, seq_len=seq_len, dtype=dtype, tp=tp, flash=flash)
+    # The workload as `estimate-inference` states it: seq_len cached positions per sequence (an
+    # encoder-decoder: seq_len encoder and seq_len decoder positions), every prompt prefilled in one step.
+    serving = serving_memory(
+        config, concurrency=batch, prompt_len=seq_len, generate_len=seq_len if config.is_encoder_decoder else 0,
+        dtype=dtype, kv_dtype=kv_dtype, tp=tp, step_tokens=None, flash=flash,
+    )  # fmt: skip
+    weights, kv, workspace = serving.weights_bytes, serving.kv_cache_bytes, serving.workspace_bytes
     return InferenceMemory(
         batch=batch,
         seq_len=seq_len,
-        dtype=canonical_dtype(dtype),
-        kv_dtype=canonical_dtype(kv_dtype),
+        dtype=serving.dtype,
+        kv_dtype=serving.kv_dtype,
         tp=tp,
         flash=flash,
         weights_bytes=weights,
