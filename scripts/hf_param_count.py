@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import sys
 
-
 #: Multimodal model types whose language model (text_config) is what llmarch counts.
 MULTIMODAL = ("gemma3", "llama4")
 

@@ -180,6 +180,8 @@ def feature_configs(draw: st.DrawFn) -> ArchConfig:
         qkv_bias=draw(st.booleans()), attn_out_bias=draw(st.booleans()), mlp_bias=draw(st.booleans()),
         mlp=draw(st.sampled_from(["swiglu", "geglu", "gelu"])), tie_embeddings=draw(st.booleans()),
         attn_logit_softcap=draw(st.sampled_from([None, 5.0])), final_logit_softcap=draw(st.sampled_from([None, 3.0])),
+        embedding_multiplier=draw(st.sampled_from([None, 2.0])), logit_scale=draw(st.sampled_from([None, 0.25])),
+        attention_multiplier=draw(st.sampled_from([None, 0.1])),
     )  # fmt: skip
     if draw(st.booleans()):
         data["parallel_block"] = True
@@ -294,3 +296,32 @@ def test_random_feature_configs_count_flops_and_decode(config: ArchConfig) -> No
 def test_verify_agrees_on_each_new_layout(changes: dict[str, Any]) -> None:
     result = verify(tiny(**changes))
     assert result.ok, result.problems()
+
+
+_GROUP_KEYS = [
+    "embedding",
+    "attention",
+    "mlp",
+    "moe",
+    "norm",
+    "lm_head",
+    "moe.experts",
+    "moe.router",
+    "embedding.token",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(_GROUP_KEYS), st.sampled_from(["fp32", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4"])
+    ),
+    st.sampled_from(["experts", "weights", "mlp_experts", "", "Moe.experts"]),
+)
+def test_weight_dtypes_accept_groups_and_refuse_other_keys(mapping: dict[str, str], bad_key: str) -> None:
+    config = tiny(weight_dtypes=mapping)
+    assert dict(config.weight_dtypes or {}) == mapping and count_params(config).total == PLAIN
+    assert hash(config) == hash(tiny(weight_dtypes=dict(reversed(list(mapping.items())))))
+    with pytest.raises(InvalidConfigError) as excinfo:
+        tiny(weight_dtypes={**mapping, bad_key: "bf16"})
+    assert excinfo.value.field == "weight_dtypes"

@@ -9,8 +9,9 @@ What the mapping promises: for every supported `model_type`, `count_params` of t
 checked by `tests/test_hf.py` against `scripts/hf_param_count.py`. Where a file asks for a structure that
 ArchConfig cannot describe exactly (OPT-350m's embedding projections, Phi's qk_layernorm, DeepSeek's
 moe_layer_freq > 1, ...), the mapping raises InvalidConfigError naming the key rather than return a near miss.
-Model types whose every block is beyond ArchConfig (gemma2's four norms per layer, qwen2_moe's shared-expert
-gate, qwen3's query/key norms) are not in SUPPORTED_MODEL_TYPES.
+State-space, recurrent and hybrid models (NON_TRANSFORMER_MODEL_TYPES: mamba, jamba, rwkv, recurrent_gemma, ...)
+are refused in one line: they are not transformers this tool models. A multimodal config (gemma3, llama4) maps to
+its language model (`text_config`); the vision encoder is not counted.
 
 Defaults: the four numbers every checkpoint's config.json states (width, depth, heads, vocabulary) are
 required; any other key the file omits takes the default of transformers' own `configuration_<type>.py`
@@ -1113,6 +1114,26 @@ def _starcoder2(r: _Reader) -> dict[str, Any]:
     return raw
 
 
+def _exaone4(r: _Reader) -> dict[str, Any]:
+    """EXAONE 4.0 (LG AI Research 2025): OLMo 2's norms on sub-layer outputs with per-head q/k RMSNorms, three
+    sliding-window layers to one global layer (sliding_window_pattern 4 or "LLLG"), global layers without RoPE."""
+    raw = _llama_like(r, qkv_bias=False, out_bias=False, mlp_bias=False, tie=False, d_ff=16384, max_seq_len=2048)
+    raw.update(norm_position="branch-post", qk_norm="head")
+    window = r.int("sliding_window", default=4096, null_is_default=False)
+    pattern = r.data.get("sliding_window_pattern")
+    if window is not None and r.data.get("layer_types") is None and isinstance(pattern, str):
+        if not pattern or set(pattern) - {"L", "G"}:
+            r.fail("sliding_window_pattern", f"expected a string of L (local) and G (global), got {pattern!r}")
+        local = [pattern[i % len(pattern)] == "L" for i in range(raw["n_layers"])]
+        raw.update({"sliding_window": window, "global_every": _global_period(r, local, "sliding_window_pattern")}
+                   if not all(local) else {"sliding_window": window})  # fmt: skip
+    else:
+        raw.update(_layer_pattern(r, raw["n_layers"], window, default_period=4))
+    if raw.get("global_every"):
+        raw["nope_global_layers"] = True
+    return raw
+
+
 def _multimodal(r: _Reader, text_type: str) -> dict[str, Any]:
     """The language model of a multimodal config (Gemma 3, Llama 4): its text_config, vision tower left out."""
     text = r.dict("text_config")
@@ -1153,6 +1174,7 @@ _MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "starcoder2": _starcoder2,
     "deepseek_v2": lambda r: _deepseek(r, v3=False),
     "deepseek_v3": lambda r: _deepseek(r, v3=True),
+    "exaone4": _exaone4,
     "falcon": _falcon,
     "RefinedWeb": _falcon,
     "RefinedWebModel": _falcon,
@@ -1178,6 +1200,18 @@ SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_MAPPERS, key=str.lower))
 
 _FAMILY = {"RefinedWeb": "falcon", "RefinedWebModel": "falcon"}
 
+#: Model types whose layers are not (all) attention blocks: state-space, recurrent and hybrid models.
+NON_TRANSFORMER_MODEL_TYPES: frozenset[str] = frozenset({
+    "mamba", "mamba2", "falcon_mamba", "falcon_h1", "jamba", "rwkv", "rwkv5", "rwkv6", "rwkv7", "recurrent_gemma",
+    "xlstm", "zamba", "zamba2", "bamba", "nemotron_h", "granitemoehybrid", "lfm2", "lfm2_moe", "qwen3_next", "plamo2",
+    "minimax", "hymba", "retnet", "hgrn", "hgrn2", "gla", "mamba_ssm", "striped_hyena", "kimi_linear",
+})  # fmt: skip
+
+#: The ArchConfig fields a preset for an unmapped transformer must give (the rest default to "absent").
+_NEEDED_FIELDS = ("architecture", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size",
+                  "max_seq_len", "position", "norm", "norm_position", "final_norm", "mlp",
+                  "tie_embeddings")  # fmt: skip
+
 
 def config_from_hf(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
     """A raw llmarch preset mapping (ArchConfig field names, before validation) from a parsed config.json.
@@ -1196,10 +1230,19 @@ def config_from_hf(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
         raise InvalidConfigError(
             f"is required to map a config.json; supported: {supported}", origin=origin, field="model_type"
         )
+    if model_type in NON_TRANSFORMER_MODEL_TYPES:
+        raise InvalidConfigError(
+            f"{model_type!r} is not a transformer this tool models (state-space, recurrent or hybrid layers)",
+            origin=origin,
+            field="model_type",
+        )
     mapper = _MAPPERS.get(model_type) if isinstance(model_type, str) else None
     if mapper is None:
         raise InvalidConfigError(
-            f"unsupported model_type {model_type!r}; supported: {supported}", origin=origin, field="model_type"
+            f"unsupported model_type {model_type!r} (supported: {supported}); to describe another transformer, "
+            f"write a preset YAML with the fields {', '.join(_NEEDED_FIELDS)} (see 'llmarch show --fields')",
+            origin=origin,
+            field="model_type",
         )
     if data.get("is_encoder_decoder") and model_type != "t5":
         raise InvalidConfigError(
