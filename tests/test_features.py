@@ -146,7 +146,8 @@ def test_kv_cache_of_local_patterns_by_hand() -> None:
         ({"norm": "nonparametric", "norm_bias": True}, "norm_bias"),
         ({"attn_logit_softcap": 0.0}, "attn_logit_softcap"),
         ({"rope_local_theta": 1e4}, "rope_local_theta"),
-        ({"weight_dtypes": {"experts": "mxfp4"}}, "weight_dtypes"),
+        ({"weight_dtypes": {"mlp_experts": "mxfp4"}}, "weight_dtypes"),
+        ({"weight_dtypes": {"moe.expert": "mxfp4"}}, "weight_dtypes"),
         ({"weight_dtypes": {"moe.experts": "fp6"}}, "weight_dtypes"),
         ({"weight_dtypes": ["mxfp4"]}, "weight_dtypes"),
     ],
@@ -316,7 +317,7 @@ _GROUP_KEYS = [
     st.dictionaries(
         st.sampled_from(_GROUP_KEYS), st.sampled_from(["fp32", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4"])
     ),
-    st.sampled_from(["experts", "weights", "mlp_experts", "", "Moe.experts"]),
+    st.sampled_from(["weights", "mlp_experts", "", "Moe.experts", "moe.expert", "attention.z"]),
 )
 def test_weight_dtypes_accept_groups_and_refuse_other_keys(mapping: dict[str, str], bad_key: str) -> None:
     config = tiny(weight_dtypes=mapping)

@@ -29,6 +29,10 @@ GATED_MLPS = frozenset({"swiglu", "geglu"})
 
 #: Coarse parameter groups of `calc.params.count_params` (breakdown keys are "<group>.<part>").
 PARAM_GROUPS = ("embedding", "attention", "cross_attention", "mlp", "moe", "norm", "lm_head")
+#: The parts of the parameter breakdown (keys "<group>.<part>"); a `weight_dtypes` key may name one alone.
+PARAM_PARTS = ("token", "position", "q", "k", "v", "o", "q_down", "q_up", "kv_down", "kv_up", "relative_bias",
+               "sinks", "dense", "router", "experts", "shared_experts", "shared_gate", "embedding", "blocks",
+               "final", "qk", "weight", "bias")  # fmt: skip
 #: Storage dtypes a `weight_dtypes` entry may name (MXFP4: 4-bit elements with one 8-bit scale per 32).
 WEIGHT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4")
 
@@ -399,9 +403,10 @@ class ArchConfig:
             fail("rope_local_theta", "requires local layers (sliding_window or attention_chunk)")
         if self.weight_dtypes is not None:
             for key, dtype in self.weight_dtypes.items():
-                if key.split(".", 1)[0] not in PARAM_GROUPS:
-                    fail("weight_dtypes", f"key {key!r} is not a parameter group ({', '.join(PARAM_GROUPS)}) "
-                         "or a breakdown key such as 'moe.experts'")  # fmt: skip
+                group, _, part = key.partition(".")
+                if not (group in PARAM_GROUPS and part in ("", *PARAM_PARTS)) and key not in PARAM_PARTS:
+                    fail("weight_dtypes", f"key {key!r} is not a parameter group ({', '.join(PARAM_GROUPS)}), "
+                         "a breakdown key such as 'moe.experts' or a part such as 'experts'")  # fmt: skip
                 if dtype not in WEIGHT_DTYPES:
                     fail("weight_dtypes", f"dtype {dtype!r} of {key!r} is not one of {', '.join(WEIGHT_DTYPES)}")
 
