@@ -151,7 +151,7 @@ def preset_rows(
     from llmarch.core.errors import InvalidValueError
 
     if attention is not None and attention not in ("mha", "gqa", "mqa", "mla"):
-        raise InvalidValueError(f"--attention: unknown kind {attention!r}; use mha, gqa, mqa or mla")
+        raise InvalidValueError(f"`attention`: unknown kind {attention!r}; use mha, gqa, mqa or mla")
     rows = []
     for config in load_all():
         if family is not None and config.family != family:
@@ -176,10 +176,10 @@ def preset_rows(
         )
     if family is not None and not rows:
         families = sorted({c.family for c in load_all()})
-        raise InvalidValueError(f"--family: no preset of family {family!r}; families: {', '.join(families)}")
+        raise InvalidValueError(f"`family`: no preset of family {family!r}; families: {', '.join(families)}")
     if year is not None and not rows:
         years = sorted({c.year for c in load_all() if c.year is not None})
-        raise InvalidValueError(f"--year: no preset from {year}; years: {', '.join(map(str, years))}")
+        raise InvalidValueError(f"`year`: no preset from {year}; years: {', '.join(map(str, years))}")
     return rows
 
 
