@@ -37,7 +37,7 @@ PARAM_PARTS = ("token", "position", "q", "k", "v", "o", "q_down", "q_up", "kv_do
 WEIGHT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4")
 
 
-class DtypeMap(dict):  # type: ignore[type-arg]
+class DtypeMap(dict[str, str]):
     """A read-only, hashable mapping of parameter group (or breakdown key) -> dtype name (`weight_dtypes`)."""
 
     def __hash__(self) -> int:  # type: ignore[override]
@@ -46,7 +46,7 @@ class DtypeMap(dict):  # type: ignore[type-arg]
     def _readonly(self, *args: Any, **kwargs: Any) -> typing.NoReturn:
         raise TypeError("weight_dtypes is read-only; use ArchConfig.replace")
 
-    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _readonly  # type: ignore[assignment]
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _readonly
 
 
 @dataclass(frozen=True)
