@@ -220,7 +220,7 @@ _DtypeOption = Annotated[
 ]
 _KvDtypeOption = Annotated[
     str | None,
-    typer.Option(help="KV-cache dtype (bf16, fp16, fp8, int8). Default: the weights' 16 bits, else bf16."),
+    typer.Option(help="KV-cache dtype (bf16, fp16, fp8, int8). Default: as deployed (16-bit; fp8 with fp8 weights)."),
 ]
 _ComputeDtypeOption = Annotated[
     str | None, typer.Option(help="Dtype whose peak FLOP/s the matmuls run at. Default: the scheme's.")

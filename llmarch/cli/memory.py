@@ -66,9 +66,11 @@ def memory_command(
         int, typer.Option(help="Tokens per sequence (inference context and training length).")
     ] = DEFAULT_MEMORY_SEQ_LEN,
     dtype: Annotated[
-        str, typer.Option(help="Inference weight dtype: fp32, bf16, fp16, fp8, int8, int4.")
+        str, typer.Option(help="Inference weights: fp32, bf16, fp16, fp8, int8, w8a8, int4, mxfp4, nvfp4.")
     ] = DEFAULT_DTYPE,
-    kv_dtype: Annotated[str, typer.Option(help="KV-cache dtype.")] = DEFAULT_DTYPE,
+    kv_dtype: Annotated[
+        str | None, typer.Option(help="KV-cache dtype. Default: as deployed with --dtype (16-bit; fp8 for fp8).")
+    ] = None,
     micro_batch: Annotated[int, typer.Option(help="Training: sequences per micro-batch on one GPU.")] = 1,
     n_gpus: Annotated[
         int, typer.Option(help="Training: GPUs in all (= data x tensor x pipeline parallel).")
@@ -115,13 +117,15 @@ def memory_command(
         gpu_bytes = accelerator(gpu).memory_bytes
     else:
         gpu_bytes = parse_bytes(gpu_memory or DEFAULT_GPU_MEMORY, what="--gpu-memory")
+    from llmarch.calc.quant import default_kv_dtype
+
     records = [
         memory_plan.memory_estimate(
             config,
             batch=batch,
             seq_len=seq_len,
             dtype=dtype,
-            kv_dtype=kv_dtype,
+            kv_dtype=kv_dtype or default_kv_dtype(dtype),
             micro_batch=micro_batch,
             n_gpus=n_gpus,
             zero=zero,
