@@ -453,8 +453,8 @@ def test_cli_gpu_from_the_catalog() -> None:
         (["--gpu-memory", "80XB"], "cannot parse"),
         (["--gpu-memory", "0"], "positive"),
         (["--gpu-memory", "80GB", "--gpu", "h100-sxm"], "not both"),
-        (["--reserve-fraction", "1.5"], "reserve_fraction"),
-        (["--seq-len", "0"], "seq_len"),
+        (["--reserve-fraction", "1.5"], "--reserve-fraction"),
+        (["--seq-len", "0"], "--seq-len"),
         (["--pp", "100", "--n-gpus", "800"], "must not exceed"),
     ],
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from llmarch.calc.flops import RECOMPUTE_MODES
 from llmarch.calc.memory import weights_bytes
@@ -258,7 +259,7 @@ def activation_memory(
     kinds = _layer_kinds(config)
     if pp > len(kinds):
         raise InvalidValueError(f"pp ({pp}) must not exceed {config.name}'s {len(kinds)} layers")
-    common = {
+    common: dict[str, Any] = {
         "seq_len": seq_len,
         "micro_batch": micro_batch,
         "tp": tp,

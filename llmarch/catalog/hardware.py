@@ -16,7 +16,7 @@ import difflib
 import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -72,7 +72,7 @@ class Accelerator:
         key = canonical_peak_dtype(dtype)
         if key not in self.peak_flop_per_s:
             have = ", ".join(d for d in PEAK_DTYPES if d in self.peak_flop_per_s)
-            raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use --dtype with one of: {have}")
+            raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use `dtype` with one of: {have}")
         return self.peak_flop_per_s[key]
 
 
@@ -112,16 +112,22 @@ _ACCELERATOR_KEYS = {"name", "display_name", "vendor", "peak_tflop_per_s", "memo
                      "interconnect", "interconnect_source"}  # fmt: skip
 
 
+def _rows(file: str, list_key: str, id_key: str, label: str, keys: set[str]) -> Iterator[tuple[str, str, Any]]:
+    """(identifier, where for messages, row) of each row of a catalog file's list; unknown fields are errors."""
+    for row in _load_json(file)[list_key]:
+        ident = _text(row, id_key, file=file, where="row")
+        where = f"{label} {ident!r}"
+        unknown = set(row) - keys
+        if unknown:
+            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+        yield ident, where, row
+
+
 @functools.cache
 def _accelerators() -> dict[str, Accelerator]:
     file = "accelerators.json"
     out: dict[str, Accelerator] = {}
-    for row in _load_json(file)["accelerators"]:
-        name = _text(row, "name", file=file, where="row")
-        where = f"accelerator {name!r}"
-        unknown = set(row) - _ACCELERATOR_KEYS
-        if unknown:
-            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+    for name, where, row in _rows(file, "accelerators", "name", "accelerator", _ACCELERATOR_KEYS):
         if name in out:
             raise _fail(file, where, "listed twice")
         peaks: dict[str, float] = {}
@@ -213,12 +219,7 @@ _GRID_KEYS = {"region", "kind", "name", "kg_co2e_per_kwh", "year", "source", "no
 def _grid() -> dict[str, GridIntensity]:
     file = "grid_intensity.json"
     out: dict[str, GridIntensity] = {}
-    for row in _load_json(file)["regions"]:
-        region = _text(row, "region", file=file, where="row")
-        where = f"region {region!r}"
-        unknown = set(row) - _GRID_KEYS
-        if unknown:
-            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+    for region, where, row in _rows(file, "regions", "region", "region", _GRID_KEYS):
         if region in out or region != region.lower():
             raise _fail(file, where, "keys must be unique and lower case")
         intensity = row["kg_co2e_per_kwh"]
@@ -259,7 +260,7 @@ def grid_intensity(region: str) -> GridIntensity:
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(
         f"unknown region {region!r}{hint} (ISO-3 country like 'fra', US state like 'us-ca', cloud region like "
-        "'gcp:us-central1'; run 'llmarch regions' for the list, or pass --grid-intensity)"
+        "'gcp:us-central1'; run 'llmarch regions' for the list, or pass `grid_kg_co2e_per_kwh`)"
     )
 
 

@@ -131,7 +131,7 @@ def kv_curves_png(curves: Sequence[dict[str, Any]], *, batch: int, dtype: str) -
 
 # -- `llmarch bench --plot` and the report's benchmark figure ----------------------------------------------------
 
-_BENCH_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
+_BENCH_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
 _BENCH_MARKERS = "osD^vP*Xh<"
 
 
