@@ -205,6 +205,8 @@ def test_impossible_constraints_are_one_line_errors() -> None:
     assert code == 1 and "no shape within" in err
     code, _, err = invoke("design", "--gpu-hours", "100", "--compute", "1e20")
     assert code == 1 and "exactly one budget" in err
+    code, _, err = invoke("design", "--compute", "1e40")
+    assert code == 1 and "d_model values" in err
 
 
 def test_json_equals_the_library() -> None:

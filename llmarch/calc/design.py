@@ -65,6 +65,9 @@ DEFAULT_GPU = "h100-sxm"  # the accelerator designs are costed on unless --gpu s
 DEFAULT_TOP = 5
 DEFAULT_GLOBAL_BATCH_TOKENS = 4 * 2**20  # tokens per optimizer step for the planner (Llama 2: "4M", 1024 x 4096)
 ATTENTION_KINDS = ("gqa", "mla", "swa")
+#: Most d_model values one sweep tries: 10T parameters (Chinchilla Table 3's largest row) need 596 at multiples of
+#: 128 and under 1 GB of memory; 27T would need 834 and 2 GB.
+MAX_WIDTHS = 720
 
 # Attention variant codes in the sweep's arrays.
 _GQA, _MLA = 0, 1
@@ -105,8 +108,9 @@ class ShapeSpace:
         for name in ("heads_multiple", "d_model_multiple", "d_ff_multiple", "vocab_size", "vocab_multiple",
                      "sliding_window", "mla_rope_dim", "context", "seq_len"):  # fmt: skip
             positive_int(name, getattr(self, name))
-        for name in ("d_heads", "kv_heads", "global_every", "mla_kv_ranks"):
-            values = getattr(self, name)
+        # Named as the `llmarch design` options that set them (--d-head 64,128).
+        for name, values in (("d_head", self.d_heads), ("kv_heads", self.kv_heads),
+                             ("global_every", self.global_every), ("mla_kv_rank", self.mla_kv_ranks)):  # fmt: skip
             if not values:
                 raise InvalidValueError(f"{name} must list at least one value")
             for value in values:
@@ -352,6 +356,12 @@ def sweep(target_params: float, space: ShapeSpace, *, prune: bool = True) -> Swe
 
     space.check()
     target = positive("target_params", target_params)
+    widths = len(_d_model_range(target, space))
+    if widths > MAX_WIDTHS:
+        raise InvalidValueError(
+            f"target_params {target:.3g} needs {widths:,} d_model values at d_model_multiple {space.d_model_multiple}"
+            f" (at most {MAX_WIDTHS:,}); pass a larger d_model_multiple or a smaller budget"
+        )
     kept: list[dict[str, Any]] = []
     n = considered = 0
     for block, product in iter_blocks(target, space, prune=prune):

@@ -93,7 +93,8 @@ def flag(keyword: str) -> str:
 
 
 #: A keyword in a message: `quoted`, or a bare identifier; never part of a dotted name, a flag or `name=value`.
-_KEYWORD = re.compile(r"`(\w+)`|(?<![\w.\-'\"])([a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?![\w.=(\-'\"])")
+#: (A pattern, compiled on the first error: the successful run does not pay for it.)
+_KEYWORD = r"`(\w+)`|(?<![\w.\-'\"])([a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?![\w.=(\-'\"])"
 
 
 def keywords_to_flags(message: str, options: Iterable[str]) -> str:
@@ -114,7 +115,7 @@ def keywords_to_flags(message: str, options: Iterable[str]) -> str:
             return flag(keyword)
         return bare
 
-    return _KEYWORD.sub(replace, message)
+    return re.sub(_KEYWORD, replace, message)
 
 
 def _fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
