@@ -269,6 +269,12 @@ def test_cache_keeps_only_validated_files(tmp_path: Path) -> None:
     assert [entry["n_layers"] for entry in _cache_entries(tmp_path).values()] == [2]
 
 
+def test_large_files_are_not_cached(tmp_path: Path) -> None:
+    path = write(tmp_path, TINY + "notes: " + "x" * (200 << 10) + "\n")
+    assert compare_json(str(path))[0]["n_layers"] == 2
+    assert _cache_entries(tmp_path) == {}
+
+
 def test_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(presets, "MAX_CACHE_ENTRIES", 3)
     for i in range(6):
