@@ -395,7 +395,7 @@ def test_gpus_and_regions_commands() -> None:
     code, out, _ = invoke("gpus")
     assert code == 0 and "h100-sxm" in out and "989.5" in out and "1979" in out  # fp8 dense is 1979
     code, out, _ = invoke("regions", "--kind", "cloud-region", "--format", "json")
-    assert code == 0 and all(r["region"].startswith("gcp:") for r in json.loads(out)["regions"])
+    assert code == 0 and all(r["region"].startswith(("gcp:", "aws:", "azure:")) for r in json.loads(out)["regions"])
     code, out, _ = invoke("regions", "--kind", "alias")
     assert code == 0 and "0.385" in out
 

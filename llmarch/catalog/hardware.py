@@ -181,10 +181,13 @@ def _suggest(name: str, names: list[str]) -> list[str]:
 
 
 def accelerator(name: str) -> Accelerator:
-    """The catalog row named exactly `name`; InvalidValueError with suggestions otherwise."""
+    """The catalog row named `name` (case ignored); InvalidValueError with suggestions otherwise."""
     table = _accelerators()
     if name in table:
         return table[name]
+    folded = {key.casefold(): key for key in table}
+    if name.strip().casefold() in folded:  # GPU ids ignore case: "H100-SXM" is "h100-sxm"
+        return table[folded[name.strip().casefold()]]
     close = _suggest(name, list(table))
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(f"unknown GPU {name!r}{hint} (run 'llmarch gpus' for the catalog)")
@@ -246,7 +249,8 @@ def grid_regions() -> list[GridIntensity]:
 def grid_intensity(region: str) -> GridIntensity:
     """Grid intensity of `region` (case-insensitive key); InvalidValueError with suggestions otherwise.
 
-    Keys: ISO-3 country codes ("fra"), US states ("us-ca"), Google Cloud regions ("gcp:us-central1"),
+    Keys: ISO-3 country codes ("fra"), US states ("us-ca"), cloud regions ("gcp:us-central1", "aws:us-east-1",
+    "azure:eastus"),
     Nordic bidding zones ("nordic:se3"), and aliases: "us" (0.385, the US average LLaMA and Llama 2
     used), "us-egrid" (eGRID2023), "world", "paper:bloom", "paper:palm", "paper:gpt-3".
     """
@@ -255,12 +259,19 @@ def grid_intensity(region: str) -> GridIntensity:
     if key in table:
         return table[key]
     by_name = [g.region for g in table.values() if g.name.lower() == key]
-    close = by_name or _suggest(key, list(table))
+    close = by_name or _cloud_matches(key, list(table)) or _suggest(key, list(table))
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(
         f"unknown region {region!r}{hint} (ISO-3 country like 'fra', US state like 'us-ca', cloud region like "
-        "'gcp:us-central1'; run 'llmarch regions' for the list, or pass --grid-intensity)"
+        "'aws:us-east-1'; run 'llmarch regions' for the list, or pass --grid-intensity)"
     )
+
+
+def _cloud_matches(key: str, regions: list[str]) -> list[str]:
+    """Cloud regions whose own code is `key` ("us-east-1" -> "aws:us-east-1", "eastus" -> "azure:eastus"):
+    the provider's code spelled exactly, never a look-alike of another provider's (gcp:us-east1 is South
+    Carolina, AWS us-east-1 Virginia)."""
+    return [r for r in regions if ":" in r and r.split(":", 1)[1] == key]
 
 
 # -- prices -------------------------------------------------------------------------------------------------

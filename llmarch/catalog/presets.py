@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,19 @@ def preset_names() -> list[str]:
 
 def preset_info(name: str) -> PresetInfo:
     index = _index()
-    if name not in index:
+    key = canonical_preset_name(name, index)
+    if key is None:
         raise UnknownPresetError(name, suggest_names(name, list(index)))
-    return index[name]
+    return index[key]
+
+
+def canonical_preset_name(name: str, names: Mapping[str, Any] | list[str]) -> str | None:
+    """The preset name `name` refers to, ignoring case ('llama-3-8B' -> 'llama-3-8b'); None when none does.
+    An exact match wins; a name that differs from two presets only in case is ambiguous (None)."""
+    if name in names:
+        return name
+    folded = [n for n in names if n.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
 
 
 def suggest_names(name: str, names: list[str]) -> list[str]:

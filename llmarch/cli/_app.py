@@ -21,6 +21,7 @@ app = typer.Typer(
     help="Compare large-language-model architectures: exact parameter counts, FLOPs, memory and cost.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -123,6 +124,67 @@ def render(
             report.emit(report.render_text(table), output)
         else:
             report.print_rich(table)
+
+
+# -- human numbers ------------------------------------------------------------------------------------------
+
+#: Suffixes of a length in tokens: context windows are quoted in powers of two ("32k" = 32,768, "128k").
+_LENGTH_SUFFIX = {"k": 2**10, "m": 2**20}
+
+
+def parse_human_int(text: str | int, *, option: str = "value", minimum: int = 0, length: bool = False) -> int:
+    """A whole number written for people: 4096, 32k, 2M, 1.5e3, 2_048. Lengths in tokens (`length`) take
+    binary k/M (32k = 32768, as context windows are quoted); other counts decimal ones (2k GPUs = 2000).
+    Raises typer.BadParameter (a usage error naming `option`) for anything else or below `minimum`."""
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import parse_count
+
+    raw = str(text).strip().replace("_", "")
+    try:
+        if length and raw[-1:].lower() in _LENGTH_SUFFIX:
+            value = parse_count(raw[:-1], what=option) * _LENGTH_SUFFIX[raw[-1].lower()]
+        else:
+            value = parse_count(raw, what=option)
+    except InvalidValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option}: ")) from None
+    if not value.is_integer():
+        raise typer.BadParameter(f"{text!r} is not a whole number")
+    if value < minimum:
+        raise typer.BadParameter(f"must be at least {minimum}, got {text!r}")
+    return int(value)
+
+
+def parse_human_float(text: str | float, *, option: str = "value") -> float:
+    """A non-negative number written for people: 1e6, 1M, 2.5k, 1_000 (decimal suffixes)."""
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import parse_count
+
+    try:
+        return parse_count(text if isinstance(text, (int, float)) else str(text), what=option)
+    except InvalidValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option}: ")) from None
+
+
+def count_option(*decls: str, help: str, minimum: int = 0, length: bool = False, **kwargs: Any) -> Any:
+    """A typer.Option for a whole number that accepts 32k, 2M, 1e3 (see parse_human_int): the one type of
+    every count option. `length=True` for token lengths (binary k: 32k = 32768)."""
+    parser = functools.partial(parse_human_int, option=decls[0] if decls else "value", minimum=minimum, length=length)
+    return typer.Option(*decls, parser=parser, metavar="N", help=help, **kwargs)
+
+
+def amount_option(*decls: str, help: str, **kwargs: Any) -> Any:
+    """A typer.Option for a non-negative real amount that accepts 1M, 2.5k, 1e6 (dollars, GPU-hours, kg)."""
+    parser = functools.partial(parse_human_float, option=decls[0] if decls else "value")
+    return typer.Option(*decls, parser=parser, metavar="X", help=help, **kwargs)
+
+
+def tidy_epilogs() -> None:
+    """Each 'Examples: a · b' epilog as one example per line, kept unwrapped (click's \\b marker)."""
+    for info in app.registered_commands:
+        epilog = info.epilog
+        if isinstance(epilog, str) and " · " in epilog and not epilog.startswith("\b"):
+            head, _, rest = epilog.partition(": ")
+            info.epilog = "\b\n" + head + ":\n" + "\n".join(f"  {e.strip()}" for e in rest.split(" · "))
 
 
 def resolve_specs(specs: list[str] | None, all_presets: bool) -> list[str]:

@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
+from llmarch.cli._app import (
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    app,
+    count_option,
+    handle_errors,
+    render,
+    resolve_specs,
+)
 
 
 @app.command(
@@ -93,9 +102,12 @@ def compare_command(
         ),
     ] = "default",
     seq_len: Annotated[
-        int, typer.Option(min=1, help="Context length for flops_per_token and kv_cache_bytes (tokens).")
+        int,
+        count_option(
+            "--seq-len", minimum=1, length=True, help="Context length for flops_per_token and kv_cache_bytes (tokens)."
+        ),
     ] = 2048,
-    batch: Annotated[int, typer.Option(min=1, help="Sequences in the KV cache (kv_cache_bytes).")] = 1,
+    batch: Annotated[int, count_option("--batch", minimum=1, help="Sequences in the KV cache (kv_cache_bytes).")] = 1,
     dtype: Annotated[str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")] = (
         "bf16"
     ),
