@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -86,6 +86,8 @@ def handle_errors(func: F) -> F:
 
         token = current_kind.set(kind)
         try:
+            if kwargs.get("workload"):
+                apply_workload(func, kind, kwargs)
             return func(*args, **kwargs)
         except LlmarchError as exc:
             raise _fail(str(exc), exc.exit_code) from None
@@ -98,6 +100,70 @@ def handle_errors(func: F) -> F:
             current_kind.reset(token)
 
     return wrapper  # type: ignore[return-value]
+
+
+# -- workload files -------------------------------------------------------------------------------------
+
+WorkloadOption = Annotated[
+    str | None,
+    typer.Option(
+        "--workload",
+        metavar="FILE",
+        help="A YAML/JSON file of option values (keys: option names in snake_case, e.g. seq_len); "
+        "options given on the command line win.",
+    ),
+]
+
+
+def _click_context() -> Any:
+    """The click context of the command being run (typer vendors click from 0.2x on)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # typer that uses click itself
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _given_on_command_line(ctx: Any, name: str) -> bool:
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def _coerce(ctx: Any, func: Callable[..., Any], name: str, value: Any) -> Any:
+    """A workload value converted as the command line would convert it for parameter `name` of `func`."""
+    import typing
+
+    param = next((p for p in ctx.command.params if p.name == name), None) if ctx is not None else None
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    converted = param.type_cast_value(ctx, text) if param is not None else value
+    hint = typing.get_type_hints(func).get(name)
+    for option in typing.get_args(hint) or (hint,):
+        if isinstance(option, type) and issubclass(option, Enum):
+            return option(converted)
+    return converted
+
+
+def apply_workload(func: Callable[..., Any], kind: str, kwargs: dict[str, Any]) -> None:
+    """Fill `kwargs` of command `kind` from its --workload file: every key the command has an option for,
+    unless that option was given on the command line; `presets` when no preset was named."""
+    from llmarch.catalog.workload import read_workload
+
+    workload = read_workload(kwargs["workload"])
+    ctx = _click_context()
+    for key, value in workload.settings_for(kind).items():
+        name = "presets_" if key == "presets" else key
+        if name not in kwargs or _given_on_command_line(ctx, name):
+            continue
+        if key == "presets":
+            if not kwargs[name] and not kwargs.get("all_presets"):
+                kwargs[name] = list(value)
+            continue
+        try:
+            kwargs[name] = _coerce(ctx, func, name, value)
+        except (typer.BadParameter, ValueError) as exc:
+            from llmarch.core.errors import InvalidValueError
+
+            raise InvalidValueError(f"--workload {workload.source}: {key}: {exc}") from None
 
 
 def render(
@@ -128,23 +194,16 @@ def render(
 
 # -- human numbers ------------------------------------------------------------------------------------------
 
-#: Suffixes of a length in tokens: context windows are quoted in powers of two ("32k" = 32,768, "128k").
-_LENGTH_SUFFIX = {"k": 2**10, "m": 2**20}
-
-
 def parse_human_int(text: str | int, *, option: str = "value", minimum: int = 0, length: bool = False) -> int:
     """A whole number written for people: 4096, 32k, 2M, 1.5e3, 2_048. Lengths in tokens (`length`) take
     binary k/M (32k = 32768, as context windows are quoted); other counts decimal ones (2k GPUs = 2000).
     Raises typer.BadParameter (a usage error naming `option`) for anything else or below `minimum`."""
     from llmarch.core.errors import InvalidValueError
-    from llmarch.core.units import parse_count
+    from llmarch.core.units import parse_count, parse_length
 
     raw = str(text).strip().replace("_", "")
     try:
-        if length and raw[-1:].lower() in _LENGTH_SUFFIX:
-            value = parse_count(raw[:-1], what=option) * _LENGTH_SUFFIX[raw[-1].lower()]
-        else:
-            value = parse_count(raw, what=option)
+        value = (parse_length if length else parse_count)(raw, what=option)
     except InvalidValueError as exc:
         raise typer.BadParameter(str(exc).removeprefix(f"{option}: ")) from None
     if not value.is_integer():

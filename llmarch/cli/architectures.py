@@ -10,6 +10,7 @@ from llmarch.cli._app import (
     FormatOption,
     OutputFormat,
     OutputOption,
+    WorkloadOption,
     app,
     count_option,
     handle_errors,
@@ -117,6 +118,7 @@ def compare_command(
             metavar="FILE.png", help="Also draw parameters by component and KV cache vs context (needs matplotlib)."
         ),
     ] = None,
+    workload: WorkloadOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

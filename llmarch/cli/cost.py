@@ -12,6 +12,7 @@ from llmarch.cli._app import (
     FormatOption,
     OutputFormat,
     OutputOption,
+    WorkloadOption,
     app,
     handle_errors,
     render,
@@ -122,6 +123,7 @@ def estimate_cost_command(
     max_cost: Annotated[float | None, typer.Option(help="Budget in USD: exit 3 when exceeded.")] = None,
     max_co2e: Annotated[float | None, typer.Option(help="Budget in kg CO2e: exit 3 when exceeded.")] = None,
     max_days: Annotated[float | None, typer.Option(help="Budget in wall-clock days: exit 3 when exceeded.")] = None,
+    workload: WorkloadOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
+from llmarch.cli._app import (
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    WorkloadOption,
+    app,
+    handle_errors,
+    render,
+    resolve_specs,
+)
 
 #: GPU memory fitted against when neither --gpu nor --gpu-memory is given (an A100/H100 80GB).
 DEFAULT_GPU_MEMORY = "80GiB"
@@ -83,6 +92,7 @@ def memory_command(
     reserve_fraction: Annotated[
         float, typer.Option(help="Fraction of GPU memory kept free (CUDA context, fragmentation) when fitting.")
     ] = 0.1,
+    workload: WorkloadOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
