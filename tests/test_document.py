@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from llmarch import load, load_all
 from llmarch.calc import comparison, cost
 from llmarch.cli import app
-from llmarch.core.units import format_count
 from llmarch.report import document
+from llmarch.report import format as fmt
 from llmarch.serving import estimate as inference
 
 runner = CliRunner()
@@ -387,14 +387,14 @@ def test_markdown_numbers_equal_library(markdown: Path) -> None:
         row = _row(text, "## Serving on h100-sxm", name)
         assert row["fits"] == ("yes" if serving.fits else "no")
         assert row["max batch"] == str(serving.max_batch)
-        assert row["TTFT"] == document.fmt_seconds(serving.ttft_s)
-        assert row["TPOT"] == document.fmt_seconds(serving.tpot_s)
-        assert row["\\$/M tok"] == document.md_escape(document.fmt_usd(serving.usd_per_million_tokens))
+        assert row["TTFT"] == fmt.format_seconds(serving.ttft_s)
+        assert row["TPOT"] == fmt.format_seconds(serving.tpot_s)
+        assert row["\\$/M tok"] == document.md_escape(fmt.format_usd(serving.usd_per_million_tokens))
     estimate = cost.estimate_training_cost(load("llama-2-7b"), "h100-sxm", n_gpus=8)
     row = _row(text, "## Training cost", "llama-2-7b")
-    assert row["GPU-hours"] == format_count(estimate.gpu_hours)
-    assert row["cost"] == document.md_escape(document.fmt_usd(estimate.cost_usd))
-    assert row["CO2e"] == document.fmt_co2e(estimate.co2e_kg)
+    assert row["GPU-hours"] == fmt.format_count(estimate.gpu_hours)
+    assert row["cost"] == document.md_escape(fmt.format_usd(estimate.cost_usd))
+    assert row["CO2e"] == fmt.format_co2e(estimate.co2e_kg)
 
 
 def test_every_preset_builds(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ JSON_COMMANDS: dict[str, list[str]] = {
     "regions": ["regions"],
     "estimate-inference": ["estimate-inference", "mistral-7b", "--gpu", "h100-sxm"],
     "verify": ["verify", "gpt-2"],
+    "design": ["design", "--compute", "1e21", "--top", "2"],
 }
 
 

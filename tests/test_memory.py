@@ -315,7 +315,10 @@ def test_inference_memory_hand_worked() -> None:
     assert inf.fits(24 * GiB) and not inf.fits(16 * GiB)
     # int4 weights and an fp8 cache
     small = inference_memory(llama, seq_len=4096, dtype="int4", kv_dtype="fp8", flash=True)
-    assert small.weights_bytes == n * (0.5 + 2 / 128) and small.kv_cache_bytes == GiB
+    # AWQ/GPTQ as deployed: linear layers 0.5 + (2 + 0.5)/128 bytes (group scale and zero), embeddings, head
+    # and norms 16-bit: llama-2-7b's 2 x 131,072,000 embedding/head and 266,240 norm parameters.
+    other = 2 * 131_072_000 + 262_144 + 4096
+    assert small.weights_bytes == (n - other) * (0.5 + 2.5 / 128) + 2 * other and small.kv_cache_bytes == GiB
     # Tensor parallelism: KV heads split over min(tp, n_kv_heads) GPUs; an MLA latent is on every GPU.
     llama3 = load("llama-3-8b")  # 32 query heads, 8 KV heads
     total = kv_cache(llama3, seq_len=4096).total_bytes

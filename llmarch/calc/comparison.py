@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmarch.calc.params import count_params
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_SEQ_LEN
 
 if TYPE_CHECKING:
     import pandas
@@ -35,12 +36,6 @@ COLUMN_SETS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-#: Workload defaults of `compare` (stated in every record: seq_len, batch, dtype).
-DEFAULT_SEQ_LEN = 2048
-DEFAULT_BATCH = 1
-DEFAULT_DTYPE = "bf16"
-
-
 def model_record(
     config: ArchConfig, *, seq_len: int = DEFAULT_SEQ_LEN, batch: int = DEFAULT_BATCH, dtype: str = DEFAULT_DTYPE
 ) -> dict[str, Any]:
@@ -49,14 +44,16 @@ def model_record(
     Parameter fields are exact counts (see `llmarch.calc.params.count_params`); `params_active` equals
     `params_total` for dense models. `breakdown` holds the per-component leaves, `groups` their sums.
     Workload fields: `flops_per_token` is the causal forward pass at `seq_len` (llmarch.calc.flops),
-    `kv_cache_bytes` is for `batch` sequences of `seq_len` tokens in `dtype`, `weights_bytes` the weights
-    in `dtype` (llmarch.calc.memory).
+    `kv_cache_bytes` is for `batch` sequences of `seq_len` tokens in `kv_dtype` (the weight dtype for
+    fp32/bf16/fp16, bf16 under a quantised scheme: `llmarch.calc.quant.default_kv_dtype`), `weights_bytes`
+    the weights as the `dtype` scheme deploys them (llmarch.calc.memory.weights_bytes).
     """
     from llmarch.calc.flops import forward_flops
     from llmarch.calc.memory import kv_cache, kv_cache_bytes_per_token, weights_bytes
-    from llmarch.core.units import canonical_dtype
+    from llmarch.calc.quant import canonical_weight_dtype, default_kv_dtype
 
-    dtype = canonical_dtype(dtype)
+    dtype = canonical_weight_dtype(dtype)
+    kv_dtype = default_kv_dtype(dtype)  # quantised weights keep a 16-bit KV cache, as deployed
     counts = count_params(config)
     groups = counts.groups
     training = config.training
@@ -97,9 +94,10 @@ def model_record(
         "seq_len": seq_len,
         "batch": batch,
         "dtype": dtype,
+        "kv_dtype": kv_dtype,
         "flops_per_token": forward_flops(config, seq_len).total,
-        "kv_cache_bytes_per_token": kv_cache_bytes_per_token(config, dtype),
-        "kv_cache_bytes": kv_cache(config, batch=batch, seq_len=seq_len, dtype=dtype).total_bytes,
+        "kv_cache_bytes_per_token": kv_cache_bytes_per_token(config, kv_dtype),
+        "kv_cache_bytes": kv_cache(config, batch=batch, seq_len=seq_len, dtype=kv_dtype).total_bytes,
         "weights_bytes": weights_bytes(config, dtype),
         "training_tokens": training.tokens,
         "global_batch_tokens": training.global_batch_tokens,
@@ -118,13 +116,15 @@ def kv_cache_curve(
 ) -> dict[str, Any]:
     """KV-cache bytes at each context length (default: powers of two from 512 to the model's context)."""
     from llmarch.calc.memory import kv_cache
+    from llmarch.calc.quant import default_kv_dtype
 
+    kv_dtype = default_kv_dtype(dtype)
     if seq_lens is None:
         seq_lens = [2**k for k in range(9, 21) if 2**k <= config.max_seq_len] or [config.max_seq_len]
         if seq_lens[-1] != config.max_seq_len:
             seq_lens.append(config.max_seq_len)
     points = [
-        {"seq_len": s, "kv_cache_bytes": kv_cache(config, batch=batch, seq_len=s, dtype=dtype).total_bytes}
+        {"seq_len": s, "kv_cache_bytes": kv_cache(config, batch=batch, seq_len=s, dtype=kv_dtype).total_bytes}
         for s in seq_lens
     ]
     return {"name": config.name, "attention": config.attention, "batch": batch, "dtype": dtype, "points": points}

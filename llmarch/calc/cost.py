@@ -39,17 +39,11 @@ from llmarch.catalog.hardware import (
 )
 from llmarch.core.checks import finite_number, fraction, non_negative, positive
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_MFU, DEFAULT_N_GPUS, DEFAULT_PUE, DEFAULT_REGION
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import parse_count
 
 FLOPS_METHODS: tuple[str, ...] = ("exact", "6nd")
-
-# Defaults, each recorded in an estimate's assumptions when used.
-DEFAULT_MFU = 0.4  # a well-tuned large dense run on A100/H100 reaches 0.4-0.5 (LLaMA-65B: ~0.48, see tests)
-DEFAULT_PUE = 1.1  # the PUE LLaMA and Llama 2 used (Touvron et al. 2023, Table 15)
-DEFAULT_REGION = "us"  # 0.385 kg CO2e/kWh, the US average LLaMA and Llama 2 used
-DEFAULT_DTYPE = "bf16"
-DEFAULT_N_GPUS = 1
 
 SECONDS_PER_HOUR = 3600.0
 SECONDS_PER_DAY = 86400.0

@@ -15,28 +15,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmarch.calc.params import count_params
+from llmarch.calc.quant import is_linear_group, quant_scheme
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DTYPE
 from llmarch.core.units import canonical_dtype, dtype_bytes
 
-#: int4 weight-only quantisation stores one scale per group of this many weights (GPTQ/AWQ default).
-INT4_GROUP_SIZE = 128
-#: Bytes of one int4 group scale (fp16).
-INT4_SCALE_BYTES = 2
 
+def weights_bytes(config: ArchConfig, dtype: str = DEFAULT_DTYPE) -> float:
+    """Bytes of the weights stored as weight dtype `dtype`, as checkpoints of that scheme are deployed.
 
-def weights_bytes(config: ArchConfig, dtype: str = "bf16") -> float:
-    """Bytes of the weights stored in `dtype`: parameters x bytes per element.
-
-    int4 adds one fp16 scale per group of 128 weights (the GPTQ/AWQ layout, Frantar et al. 2022,
-    arXiv:2210.17323; Lin et al. 2023, arXiv:2306.00978): 0.5 + 2/128 bytes per weight. Zero points and
-    the few tensors such kernels keep in 16 bits (norms, embeddings) are left out.
+    Per `count_params` group: linear projections (attention, MLP, experts) at the scheme's bytes per weight,
+    scales and zero points included; embeddings, the output head, norms and routers at the scheme's other
+    width (16 bits under every quantised scheme). The schemes and their sources are in `llmarch.calc.quant`
+    (e.g. int4 = AWQ/GPTQ group-128: 0.5 + 2.5/128 bytes per linear weight, Lin et al. 2023,
+    arXiv:2306.00978). A config's `weight_dtypes` (group name such as "experts" -> dtype, e.g. gpt-oss's
+    MXFP4 experts) overrides the scheme for those groups.
     """
-    n_params = count_params(config).total
-    dtype = canonical_dtype(dtype)
-    if dtype == "int4":
-        return n_params * (dtype_bytes("int4") + INT4_SCALE_BYTES / INT4_GROUP_SIZE)
-    return n_params * dtype_bytes(dtype)
+    scheme = quant_scheme(dtype)
+    overrides = dict(getattr(config, "weight_dtypes", None) or {})
+    total = 0.0
+    for group, n in count_params(config).breakdown.items():
+        override = _group_override(group, overrides)
+        if override is not None:
+            total += n * quant_scheme(override).linear_bytes_per_weight
+        elif is_linear_group(group):
+            total += n * scheme.linear_bytes_per_weight
+        else:
+            total += n * scheme.other_bytes_per_weight
+    return total
+
+
+def _group_override(group: str, overrides: dict[str, str]) -> str | None:
+    """The dtype `weight_dtypes` gives a breakdown group ("moe.experts" matches "moe.experts" or "experts")."""
+    if not overrides:
+        return None
+    head, _, tail = group.partition(".")
+    for key in (group, tail, head):
+        if key in overrides:
+            return str(overrides[key])
+    return None
 
 
 def kv_cache_elements_per_token(config: ArchConfig) -> int:
@@ -51,7 +69,7 @@ def kv_cache_elements_per_token(config: ArchConfig) -> int:
     return config.n_layers * config.n_kv_heads * (config.d_head + config.v_head_dim)
 
 
-def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = "bf16") -> float:
+def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = DEFAULT_DTYPE) -> float:
     """KV-cache bytes added per decoded token (all layers, one sequence), before any window cap."""
     return kv_cache_elements_per_token(config) * dtype_bytes(dtype)
 
@@ -74,7 +92,7 @@ def kv_cache(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
     beam_width: int = 1,
     encoder_len: int | None = None,
 ) -> KVCache:

@@ -14,10 +14,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from llmarch.calc.flops import RECOMPUTE_MODES
-from llmarch.calc.memory import kv_cache, weights_bytes
+from llmarch.calc.memory import weights_bytes
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_RESERVE_FRACTION
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import canonical_dtype
 
@@ -38,11 +39,6 @@ FP32_BYTES = 4
 WEIGHT_BYTES_PER_PARAM = 2
 GRADIENT_BYTES_PER_PARAM = 2
 OPTIMIZER_BYTES_PER_PARAM = 12
-
-#: Share of the accelerator's memory kept free when deciding whether a workload fits: the CUDA context,
-#: NCCL and cuBLAS workspaces, allocator fragmentation and short-lived buffers. A rule of thumb, not a
-#: measurement; pass reserve_fraction to change it.
-DEFAULT_RESERVE_FRACTION = 0.10
 
 #: Per-rank random-number-generator state a resumable checkpoint saves, in bytes: torch's CPU generator
 #: (torch.get_rng_state(), 5,056 bytes), the CUDA Philox seed and offset (16), NumPy's MT19937 (624 x 4 =
@@ -482,7 +478,7 @@ class CheckpointSize:
 
 
 def checkpoint_size(
-    config: ArchConfig, *, dtype: str = "bf16", optimizer: bool = True, n_ranks: int = 1
+    config: ArchConfig, *, dtype: str = DEFAULT_DTYPE, optimizer: bool = True, n_ranks: int = 1
 ) -> CheckpointSize:
     """Bytes of a checkpoint for saving and resuming training: weights + optimizer + scheduler and RNG state.
 
@@ -510,7 +506,7 @@ def checkpoint_size(
 
 
 def inference_workspace_bytes(
-    config: ArchConfig, *, batch: int = 1, seq_len: int, dtype: str = "bf16", tp: int = 1, flash: bool = False
+    config: ArchConfig, *, batch: int = 1, seq_len: int, dtype: str = DEFAULT_DTYPE, tp: int = 1, flash: bool = False
 ) -> float:
     """Peak activation workspace of a forward pass over a `batch` x `seq_len` prompt (prefill), in bytes.
 
@@ -573,8 +569,8 @@ def inference_memory(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     tp: int = 1,
     flash: bool = False,
 ) -> InferenceMemory:
@@ -585,17 +581,21 @@ def inference_memory(
     does); an MLA latent is shared by all heads, so every GPU holds all of it. The workspace is
     `inference_workspace_bytes`.
     """
+    from llmarch.calc.serving_memory import serving_memory  # the one serving-memory model (imports this module)
+
     _check_tp(config, tp)
-    cache = kv_cache(config, batch=batch, seq_len=seq_len, dtype=kv_dtype)
-    kv_split = 1 if config.mla_kv_rank is not None else min(tp, config.n_kv_heads)
-    weights = weights_bytes(config, dtype) / tp
-    kv = cache.total_bytes / kv_split
-    workspace = inference_workspace_bytes(config, batch=batch, seq_len=seq_len, dtype=dtype, tp=tp, flash=flash)
+    # The workload as `estimate-inference` states it: seq_len cached positions per sequence (an
+    # encoder-decoder: seq_len encoder and seq_len decoder positions), every prompt prefilled in one step.
+    serving = serving_memory(
+        config, concurrency=batch, prompt_len=seq_len, generate_len=seq_len if config.is_encoder_decoder else 0,
+        dtype=dtype, kv_dtype=kv_dtype, tp=tp, step_tokens=None, flash=flash,
+    )  # fmt: skip
+    weights, kv, workspace = serving.weights_bytes, serving.kv_cache_bytes, serving.workspace_bytes
     return InferenceMemory(
         batch=batch,
         seq_len=seq_len,
-        dtype=canonical_dtype(dtype),
-        kv_dtype=canonical_dtype(kv_dtype),
+        dtype=serving.dtype,
+        kv_dtype=serving.kv_dtype,
         tp=tp,
         flash=flash,
         weights_bytes=weights,
@@ -682,8 +682,8 @@ def memory_estimate(
     *,
     batch: int = 1,
     seq_len: int,
-    dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     micro_batch: int = 1,
     n_gpus: int = 1,
     zero: int = 0,
@@ -693,7 +693,7 @@ def memory_estimate(
     recompute: str = "none",
     flash: bool = False,
     dropout: bool = True,
-    checkpoint_dtype: str = "bf16",
+    checkpoint_dtype: str = DEFAULT_DTYPE,
     accelerator_memory_bytes: float | None = None,
     reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
 ) -> MemoryEstimate:

@@ -25,6 +25,7 @@ COMMAND_MODULES: dict[str, str] = {
     "verify": "verify",
     "bench": "bench",
     "report": "report",
+    "design": "design",
 }
 
 

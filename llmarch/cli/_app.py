@@ -194,6 +194,7 @@ def render(
 
 # -- human numbers ------------------------------------------------------------------------------------------
 
+
 def parse_human_int(text: str | int, *, option: str = "value", minimum: int = 0, length: bool = False) -> int:
     """A whole number written for people: 4096, 32k, 2M, 1.5e3, 2_048. Lengths in tokens (`length`) take
     binary k/M (32k = 32768, as context windows are quoted); other counts decimal ones (2k GPUs = 2000).

@@ -17,6 +17,7 @@ from llmarch.cli._app import (
     render,
     resolve_specs,
 )
+from llmarch.core.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_SEQ_LEN
 
 
 @app.command(
@@ -107,11 +108,13 @@ def compare_command(
         count_option(
             "--seq-len", minimum=1, length=True, help="Context length for flops_per_token and kv_cache_bytes (tokens)."
         ),
-    ] = 2048,
-    batch: Annotated[int, count_option("--batch", minimum=1, help="Sequences in the KV cache (kv_cache_bytes).")] = 1,
-    dtype: Annotated[str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")] = (
-        "bf16"
-    ),
+    ] = DEFAULT_SEQ_LEN,
+    batch: Annotated[
+        int, count_option("--batch", minimum=1, help="Sequences in the KV cache (kv_cache_bytes).")
+    ] = DEFAULT_BATCH,
+    dtype: Annotated[
+        str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")
+    ] = DEFAULT_DTYPE,
     plot: Annotated[
         str | None,
         typer.Option(

@@ -17,6 +17,7 @@ from llmarch.cli._app import (
     handle_errors,
     render,
 )
+from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_MFU, DEFAULT_N_GPUS, DEFAULT_PUE, DEFAULT_REGION
 
 
 class RecomputeChoice(StrEnum):
@@ -30,31 +31,26 @@ class FlopsMethod(StrEnum):
     six_nd = "6nd"
 
 
-def _count(value: float | None, *, prefix: str = "", unit: str = "") -> str | None:
-    from llmarch.core.units import format_count
-
-    return None if value is None else f"{prefix}{format_count(value)}{unit}"
-
-
 def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table cells for people: counts with suffixes, tonnes for CO2e (JSON and CSV keep raw numbers)."""
+    from llmarch.report.format import format_co2e, format_count, format_flops, format_kwh, format_usd
+
     rows = []
     for record in records:
         a = record["assumptions"]
-        co2e = record["co2e_kg"]
         rows.append(
             {
                 "name": record["name"],
-                "tokens": _count(a.get("tokens")),
+                "tokens": format_count(a.get("tokens")),
                 "gpu": a.get("gpu"),
                 "n_gpus": a.get("n_gpus"),
                 "mfu": a.get("mfu"),
-                "training_flops": None if record["training_flops"] is None else f"{record['training_flops']:.3g}",
-                "gpu_hours": _count(record["gpu_hours"]),
-                "days": _count(record["wall_clock_days"]),
-                "cost": _count(record["cost_usd"], prefix="$"),
-                "energy": _count(record["energy_kwh"], unit=" kWh"),
-                "co2e": None if co2e is None else f"{co2e / 1000:.4g} t",
+                "training_flops": format_flops(record["training_flops"]),
+                "gpu_hours": format_count(record["gpu_hours"]),
+                "days": format_count(record["wall_clock_days"]),
+                "cost": format_usd(record["cost_usd"]),
+                "energy": format_kwh(record["energy_kwh"]),
+                "co2e": format_co2e(record["co2e_kg"]),
             }
         )
     return rows
@@ -82,19 +78,23 @@ def estimate_cost_command(
         ),
     ] = None,
     gpu: Annotated[str | None, typer.Option(help="Accelerator from 'llmarch gpus', e.g. a100-80gb, h100-sxm.")] = None,
-    n_gpus: Annotated[int | None, typer.Option(help="Number of devices (wall-clock only). Default 1.")] = None,
+    n_gpus: Annotated[
+        int | None, typer.Option(help=f"Number of devices (wall-clock only). Default {DEFAULT_N_GPUS}.")
+    ] = None,
     mfu: Annotated[
-        float | None, typer.Option(help="Model FLOPs utilisation, a fraction in (0, 1]. Default 0.4.")
+        float | None, typer.Option(help=f"Model FLOPs utilisation, a fraction in (0, 1]. Default {DEFAULT_MFU}.")
     ] = None,
     price_per_gpu_hour: Annotated[
         float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
     ] = None,
-    pue: Annotated[float | None, typer.Option(help="Data-centre power usage effectiveness. Default 1.1.")] = None,
+    pue: Annotated[
+        float | None, typer.Option(help=f"Data-centre power usage effectiveness. Default {DEFAULT_PUE}.")
+    ] = None,
     region: Annotated[
         str | None,
         typer.Option(
             help="Grid region: ISO-3 country (fra), US state (us-ca), cloud region (gcp:us-central1), "
-            "or us/world. Default us (0.385 kg/kWh). See 'llmarch regions'."
+            f"or us/world. Default {DEFAULT_REGION} (the US average). See 'llmarch regions'."
         ),
     ] = None,
     grid_intensity: Annotated[
@@ -109,7 +109,9 @@ def estimate_cost_command(
     flops_method: Annotated[
         FlopsMethod, typer.Option(help="exact (llmarch's per-token count) or 6nd (6 x params x tokens).")
     ] = FlopsMethod.exact,
-    dtype: Annotated[str | None, typer.Option(help="Compute dtype whose dense peak is used. Default bf16.")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help=f"Compute dtype whose dense peak is used. Default {DEFAULT_DTYPE}.")
+    ] = None,
     power_w: Annotated[
         float | None, typer.Option(help="Power per device in W. Default: the catalog's (usually the TDP).")
     ] = None,

@@ -8,46 +8,41 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, resolve_specs
-from llmarch.report.tables import format_value
-
-#: Context lengths (prompt + generated tokens) the --plot sweep evaluates.
-PLOT_CONTEXTS = tuple(2**i for i in range(10, 18))  # 1k .. 128k
+from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
+from llmarch.report.format import format_bytes, format_count, format_seconds, format_usd, format_value
 
 
-def _ms(value: float | None) -> str | None:
-    return None if value is None else f"{value * 1e3:.4g} ms" if value < 1 else f"{value:.4g} s"
+def _context_cell(r: dict[str, Any]) -> str:
+    """'2.56k' or '10.2k > 4.1k!' when the workload is beyond the model's context."""
+    text = format_count(r["context_len"])
+    return f"{text} > {format_count(r['max_seq_len'])}!" if r["exceeds_max_seq_len"] else text
 
 
-def _phase_cell(phase: dict[str, Any] | None) -> str | None:
-    """'memory 7.9<259': the bound, and the arithmetic intensity against the ridge point (FLOP/byte)."""
-    if phase is None:
-        return None
-    intensity, ridge = phase["arithmetic_intensity_flop_per_byte"], phase["ridge_flop_per_byte"]
-    return f"{phase['bound']} {_flop_per_byte(intensity)}{'>' if intensity > ridge else '<'}{_flop_per_byte(ridge)}"
-
-
-def _flop_per_byte(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+def _max_context_cell(r: dict[str, Any]) -> str | None:
+    value = r["max_context_len"]
+    if value is None:
+        return "unbounded"
+    return format_count(value) + (" (model)" if r["max_context_limited_by"] == "model" else "")
 
 
 def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict[str, Any]]:
-    """Display rows: sizes with binary prefixes, times in ms, rates rounded (JSON keeps raw SI numbers)."""
-    from llmarch.core.units import format_bytes, format_count
-
+    """Display rows: sizes with binary prefixes, times in s/ms/µs, rates rounded (JSON keeps raw SI numbers)."""
     rows = []
     for r in records:
-        ttft, tpot = _ms(r["ttft_s"]), _ms(r["tpot_s"])
+        ttft, tpot = format_seconds(r["ttft_s"]), format_seconds(r["tpot_s"])
         if calibrated and r["ttft_default_s"] is not None:
-            ttft = f"{ttft} (default {_ms(r['ttft_default_s'])})"
-            tpot = f"{tpot} (default {_ms(r['tpot_default_s'])})"
-        max_context = r["max_context_len"]
+            ttft = f"{ttft} (default {format_seconds(r['ttft_default_s'])})"
+            tpot = f"{tpot} (default {format_seconds(r['tpot_default_s'])})"
+        running = r["running_requests"]
+        load = str(r["batch"]) + (f" ({running} running)" if running is not None and running < r["batch"] else "")
         rows.append(
             {
                 "name": r["name"],
                 "fits": r["fits"],
-                "batch": r["batch"],
+                "context": _context_cell(r),
+                "load": f"{load} [{r['load_source']}]",
                 "max batch": r["max_batch"],
-                "max context": "unbounded" if max_context is None else format_count(max_context),
+                "max context": _max_context_cell(r),
                 "weights": format_bytes(r["weights_bytes"]),
                 "KV cache": format_bytes(r["kv_cache_bytes"]),
                 "KV/seq": format_bytes(r["kv_cache_bytes_per_sequence"]),
@@ -55,18 +50,39 @@ def _table_rows(records: list[dict[str, Any]], *, calibrated: bool) -> list[dict
                 "per GPU": format_bytes(r["total_bytes"]),
                 "TTFT": ttft,
                 "TPOT": tpot,
-                "prefill I<>ridge": _phase_cell(r["prefill"]),
-                "decode I<>ridge": _phase_cell(r["decode"]),
-                "tok/s/GPU": None if r["tokens_per_s_per_gpu"] is None else f"{r['tokens_per_s_per_gpu']:.4g}",
-                "tok/s": None if r["tokens_per_s"] is None else f"{r['tokens_per_s']:.4g}",
-                "$/M tok": None if r["usd_per_million_tokens"] is None else f"{r['usd_per_million_tokens']:.3g}",
+                "latency": format_seconds(r["request_latency_s"]),
+                "decode bound": r["bound"],
+                "tok/s/GPU": format_count(r["tokens_per_s_per_gpu"]),
+                "tok/s": format_count(r["tokens_per_s"]),
+                "$/M in": format_usd(r["usd_per_million_input_tokens"]),
+                "$/M out": format_usd(r["usd_per_million_output_tokens"]),
+                "$/M blended": format_usd(r["usd_per_million_tokens_blended"]),
             }
         )
     return rows
 
 
+def _curve_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The throughput-vs-latency curve of every model, one row per load."""
+    rows = []
+    for r in records:
+        for p in r["curve"]:
+            rows.append(
+                {
+                    "name": r["name"],
+                    "in flight": p["concurrency"],
+                    "TTFT": format_seconds(p["ttft_s"]),
+                    "TPOT": format_seconds(p["tpot_s"]),
+                    "latency": format_seconds(p["request_latency_s"]),
+                    "tok/s/GPU": format_count(p["tokens_per_s_per_gpu"]),
+                    "tok/s": format_count(p["tokens_per_s"]),
+                }
+            )
+    return rows
+
+
 #: Assumptions shown once under the table (per-model ones are shown per model when they differ).
-_SKIP_ASSUMPTIONS = ("defaults",)
+_SKIP_ASSUMPTIONS = ("defaults", "efficiency_sources")
 
 
 def _assumption_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,8 +106,9 @@ def _assumption_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _render(
-    records: list[dict[str, Any]], *, fmt: OutputFormat, output: str | None, title: str, calibrated: bool
-) -> None:
+    records: list[dict[str, Any]], *, fmt: OutputFormat, output: str | None, title: str, calibrated: bool,
+    show_curve: bool,
+) -> None:  # fmt: skip
     from llmarch.report import tables as report
 
     if fmt is OutputFormat.json:
@@ -103,58 +120,62 @@ def _render(
     rows = _table_rows(records, calibrated=calibrated)
     columns = list(rows[0])
     assumptions = _assumption_rows(records)
+    curve = _curve_rows(records) if show_curve else []
+    curve_title = "throughput vs latency (requests in flight per replica)"
     if fmt is OutputFormat.markdown:
         text = report.to_markdown(rows, columns, title=title) + "\n"
+        if curve:
+            text += report.to_markdown(curve, list(curve[0]), title=curve_title) + "\n"
         text += report.to_markdown(assumptions, ["assumption", "value"], title="assumptions")
         report.emit(text, output)
         return
     from rich.console import Group
 
-    tables = Group(
-        report.rich_table(rows, columns, title=title),
-        report.rich_table(assumptions, ["assumption", "value"], title="assumptions"),
-    )
+    parts = [report.rich_table(rows, columns, title=title)]
+    if curve:
+        parts.append(report.rich_table(curve, list(curve[0]), title=curve_title))
+    parts.append(report.rich_table(assumptions, ["assumption", "value"], title="assumptions"))
+    tables = Group(*parts)
     if output is not None:
         report.emit(report.render_text(tables), output)
     else:
         report.print_rich(tables)
 
 
-def _plot(curves: list[dict[str, Any]], path: str, *, title: str, batch_label: str) -> None:
-    """Max batch (left) and output tokens/s per GPU (right) against context length, one line per model;
-    dashed beyond the context the model supports."""
+def _plot(records: list[dict[str, Any]], path: str, *, title: str) -> None:
+    """Output tokens/s per GPU against TPOT (left) and against request latency (right), one curve per model,
+    one point per load (requests in flight); the load served is ringed."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
 
     from llmarch.report.plots import save_png
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
-    for index, curve in enumerate(curves):
+    for index, r in enumerate(records):
+        points = r["curve"]
+        if not points:
+            continue
         colour = f"C{index % 10}"
-        points = [p for p in curve["points"] if p["fits"]]
-        inside = [p for p in points if p["context_len"] <= curve["max_seq_len"]]
-        beyond = [p for p in points if p["context_len"] >= (inside[-1]["context_len"] if inside else 0)]
-        for axis, key in ((left, "max_batch"), (right, "tokens_per_s_per_gpu")):
-            if inside:
-                axis.plot([p["context_len"] for p in inside], [p[key] for p in inside], marker="o", markersize=3,
-                          color=colour, label=curve["name"])  # fmt: skip
-            if len(beyond) > 1:
-                axis.plot([p["context_len"] for p in beyond], [p[key] for p in beyond], marker="o", markersize=3,
-                          color=colour, linestyle="--", label=None if inside else curve["name"])  # fmt: skip
-    for axis in (left, right):
-        axis.set_xscale("log", base=2)
+        for axis, key in ((left, "tpot_s"), (right, "request_latency_s")):
+            axis.plot([p[key] * 1e3 for p in points], [p["tokens_per_s_per_gpu"] for p in points], marker="o",
+                      markersize=3, color=colour, label=r["name"])  # fmt: skip
+            for p in points:
+                if p["concurrency"] in (1, points[-1]["concurrency"]):
+                    axis.annotate(str(p["concurrency"]), (p[key] * 1e3, p["tokens_per_s_per_gpu"]), fontsize=7)
+            if r["tpot_s"] is not None:
+                served = r["tpot_s"] if key == "tpot_s" else r["request_latency_s"]
+                axis.scatter([served * 1e3], [r["tokens_per_s_per_gpu"]], s=80, facecolors="none", edgecolors=colour)
+    for axis, label in ((left, "time per output token (ms)"), (right, "request latency (ms)")):
+        axis.set_xscale("log")
         axis.set_yscale("log")
-        axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1024:g}k" if x >= 1024 else f"{x:g}"))
-        axis.set_xlabel("context length (prompt + generated tokens); dashed: beyond the model's context")
+        axis.set_xlabel(label)
+        axis.set_ylabel("output tokens/s per GPU")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
-    left.set_ylabel("largest batch that fits")
-    left.set_title("Max batch vs context")
-    right.set_ylabel(f"output tokens/s per GPU ({batch_label})")
-    right.set_title("Throughput vs context (prefill included)")
+    left.set_title("Throughput vs TPOT (labels: requests in flight)")
+    right.set_title("Throughput vs request latency")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     save_png(figure, path)
@@ -163,8 +184,9 @@ def _plot(curves: list[dict[str, Any]], path: str, *, title: str, batch_label: s
 @app.command(
     "estimate-inference",
     epilog=(
-        "Examples: llmarch estimate-inference llama-2-70b llama-2-70b:n_kv_heads=64 --gpu h100-sxm --tp 4 --n-gpus 4 · "
-        "llmarch estimate-inference mistral-7b --gpu a100-80gb --prompt 16384 --generate 512 --plot serve.png"
+        "Examples: llmarch estimate-inference llama-2-70b --gpu h100-sxm --tp 4 --n-gpus 8 · "
+        "llmarch estimate-inference llama-3-8b --gpu a100-80gb --max-ttft 0.5 --max-tpot 0.05 --curve · "
+        "llmarch estimate-inference mistral-7b --gpu h100-sxm --dtype fp8 --batch 64 --plot serve.png"
     ),
 )
 @handle_errors
@@ -176,56 +198,80 @@ def estimate_inference_command(
     all_presets: Annotated[bool, typer.Option("--all", help="Every preset.")] = False,
     gpu: Annotated[str | None, typer.Option(help="Accelerator from 'llmarch gpus', e.g. h100-sxm (required).")] = None,
     tp: Annotated[int, typer.Option(help="Tensor-parallel GPUs per replica (must divide n_heads).")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline stages per replica (layers split over them).")] = 1,
     n_gpus: Annotated[
-        int | None, typer.Option(help="GPUs in all, a multiple of --tp (n_gpus / tp replicas). Default --tp.")
+        int | None, typer.Option(help="GPUs in all, a multiple of tp x pp (the replicas serve independently).")
     ] = None,
-    dtype: Annotated[str, typer.Option(help="Weight dtype: fp32, bf16, fp16, fp8, int8, int4.")] = "bf16",
+    expert_parallel: Annotated[
+        bool, typer.Option("--expert-parallel", help="MoE: place whole experts on the tp GPUs (all-to-all).")
+    ] = False,
+    dtype: Annotated[
+        str, typer.Option(help="Weights: fp32, bf16, fp16, fp8 (W8A8), int8, w8a8, int4 (AWQ/GPTQ), mxfp4, nvfp4.")
+    ] = DEFAULT_DTYPE,
     kv_dtype: Annotated[
         str | None,
-        typer.Option(
-            help="KV-cache dtype (bf16, fp16, fp8, int8). Default: the weight dtype, bf16 under fp8/int8/int4."
-        ),
+        typer.Option(help="KV-cache dtype (bf16, fp16, fp8, int8). Default: the weights' 16 bits, else bf16."),
     ] = None,
     compute_dtype: Annotated[
-        str | None,
-        typer.Option(
-            help="Dtype whose peak FLOP/s the matmuls run at. Default: the weight dtype; 16-bit for int8/int4."
-        ),
+        str | None, typer.Option(help="Dtype whose peak FLOP/s the matmuls run at. Default: the scheme's.")
     ] = None,
-    prompt_len: Annotated[int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")] = 2048,
+    prompt_len: Annotated[
+        int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")
+    ] = DEFAULT_PROMPT_LEN,
     generate_len: Annotated[
         int, typer.Option("--generate-len", "--generate", help="Generated tokens per request.")
-    ] = 512,
-    batch: Annotated[int | None, typer.Option(help="Requests served together. Default: the largest that fits.")] = None,
+    ] = DEFAULT_GENERATE_LEN,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests in flight per replica. Default: the largest meeting --max-ttft/--max-tpot, "
+            "else the load of --request-rate, else the maximum-throughput load."
+        ),
+    ] = None,
     max_batch: Annotated[
-        bool, typer.Option("--max-batch", help="Serve the largest batch that fits (the default without --batch).")
+        bool, typer.Option("--max-batch", help="Serve the maximum-throughput load (the default without --batch).")
+    ] = False,
+    max_ttft: Annotated[float | None, typer.Option(help="Target time to first token, seconds.")] = None,
+    max_tpot: Annotated[float | None, typer.Option(help="Target time per output token, seconds.")] = None,
+    request_rate: Annotated[float | None, typer.Option(help="Requests per second over all GPUs.")] = None,
+    static: Annotated[
+        bool, typer.Option("--static", help="Static batching (prefill the batch, then decode it), not continuous.")
     ] = False,
     beam_width: Annotated[int, typer.Option(help="Beam search width: one KV cache per beam.")] = 1,
+    prefill_chunk: Annotated[
+        int, typer.Option(help="Tokens per engine step (chunked prefill budget); 0: every prompt in one step.")
+    ] = DEFAULT_PREFILL_CHUNK,
+    gpu_memory_utilization: Annotated[
+        float | None, typer.Option(help="Fraction of GPU memory the engine uses (vLLM's). Default 0.9.")
+    ] = None,
+    reserve_fraction: Annotated[
+        float | None, typer.Option(help="Fraction of GPU memory kept free (1 - --gpu-memory-utilization).")
+    ] = None,
+    prefix_hit_rate: Annotated[
+        float | None, typer.Option(help="Fraction of each prompt found in the prefix cache (not prefilled).")
+    ] = None,
+    draft: Annotated[str | None, typer.Option(help="Draft model preset for speculative decoding.")] = None,
+    draft_len: Annotated[int, typer.Option(help="Tokens the draft proposes per step.")] = 4,
+    acceptance_rate: Annotated[
+        float | None, typer.Option(help="Probability a drafted token is accepted. Default 0.7.")
+    ] = None,
     flop_efficiency: Annotated[
-        float | None, typer.Option(help="Achievable fraction of the dense peak FLOP/s. Default 0.7.")
+        float | None, typer.Option(help="Large-GEMM fraction of the dense peak. Default: the efficiency catalog's.")
     ] = None,
     bandwidth_efficiency: Annotated[
-        float | None, typer.Option(help="Achievable fraction of the peak memory bandwidth. Default 0.8.")
+        float | None, typer.Option(help="Achieved fraction of peak memory bandwidth. Default: the catalog's.")
     ] = None,
     link_bandwidth: Annotated[
         str | None,
         typer.Option(
             help="Per-GPU, one-direction tensor-parallel link bandwidth per second, e.g. 450GB (NVLink 4), 300GB "
-            "(A100 NVLink 3), 32GB (PCIe 4.0 x16). Default: half the catalog's both-ways interconnect of --gpu "
-            "(see 'llmarch gpus')."
+            "(A100 NVLink 3), 32GB (PCIe 4.0 x16). Default: half the catalog's both-ways interconnect of --gpu."
         ),
     ] = None,
     allreduce_latency: Annotated[
-        float | None, typer.Option(help="Seconds of fixed cost per all-reduce. Default 1e-05.")
+        float | None, typer.Option(help="Seconds of fixed cost per all-reduce. Default: the catalog's.")
     ] = None,
-    prefill_chunk: Annotated[
-        int,
-        typer.Option(help="Tokens per prefill pass (chunked prefill); 0 prefills every prompt of the batch at once."),
-    ] = 8192,
     flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq score matrix in the workspace).")] = True,
-    reserve_fraction: Annotated[
-        float | None, typer.Option(help="Fraction of GPU memory kept free (CUDA context, fragmentation). Default 0.1.")
-    ] = None,
     price_per_gpu_hour: Annotated[
         float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
     ] = None,
@@ -237,21 +283,21 @@ def estimate_inference_command(
             "(the default-rate times are shown beside).",
         ),
     ] = None,
+    show_curve: Annotated[
+        bool, typer.Option("--curve", help="Also show the throughput-vs-latency curve (1, 2, 4, ... in flight).")
+    ] = False,
     plot: Annotated[
         str | None,
-        typer.Option(
-            metavar="FILE.png",
-            help="Also draw max batch and tokens/s per GPU against context length (needs matplotlib).",
-        ),
+        typer.Option(metavar="FILE.png", help="Also draw throughput per GPU against TPOT and latency (matplotlib)."),
     ] = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
-    """Serving estimates per preset on a GPU: weights, KV cache and workspace per GPU and whether they fit; the
-    largest batch and context; prefill (TTFT) and decode (TPOT) on the roofline, with the bound and the arithmetic
-    intensity against the ridge point; tokens/s per GPU and in all; USD per million output tokens. Every
-    assumption is printed. One preset that does not fit is an error (exit 1) saying what would fit; with several,
-    its row shows fits = no and a note goes to stderr."""
+    """Serving estimates per preset on a GPU, as engines run it (continuous batching with chunked prefill, or
+    --static): weights, KV cache and workspace per GPU; the load (given, the largest meeting latency targets,
+    or the maximum-throughput one); per-request TTFT, TPOT and latency; tokens/s per GPU and in all; USD per
+    million input, output and blended tokens. A workload beyond a model's context is flagged in the table and
+    the JSON. One preset that does not fit is an error (exit 1) saying what would fit."""
     from llmarch.catalog import presets
     from llmarch.core.errors import InvalidValueError
     from llmarch.core.units import parse_bytes
@@ -262,70 +308,46 @@ def estimate_inference_command(
         raise typer.BadParameter("pass --gpu (see 'llmarch gpus')")
     if max_batch and batch is not None:
         raise typer.BadParameter("give --batch or --max-batch, not both")
+    if prefill_chunk < 0:
+        raise InvalidValueError(f"--prefill-chunk must be a positive number of tokens, or 0; got {prefill_chunk}")
     calibration = None
     if calibrate is not None:
         from llmarch.core.io import read_json_file
+        from llmarch.serving.calibration import parse_bench
 
-        bench_json = read_json_file(calibrate, what="--calibrate")
-        calibration = inference.parse_bench(bench_json, source=Path(calibrate).name)
+        calibration = parse_bench(read_json_file(calibrate, what="--calibrate"), source=Path(calibrate).name)
     options: dict[str, Any] = {
-        "generate_len": generate_len,
-        "batch": batch,
-        "beam_width": beam_width,
-        "dtype": dtype,
-        "kv_dtype": kv_dtype,
-        "compute_dtype": compute_dtype,
-        "tp": tp,
-        "n_gpus": n_gpus,
-        "flop_efficiency": flop_efficiency,
+        "generate_len": generate_len, "batch": batch, "request_rate": request_rate, "max_ttft_s": max_ttft,
+        "max_tpot_s": max_tpot, "batching": "static" if static else "continuous", "beam_width": beam_width,
+        "dtype": dtype, "kv_dtype": kv_dtype, "compute_dtype": compute_dtype, "tp": tp, "pp": pp, "n_gpus": n_gpus,
+        "expert_parallel": expert_parallel, "prefill_chunk": prefill_chunk or None,
+        "gpu_memory_utilization": gpu_memory_utilization, "reserve_fraction": reserve_fraction,
+        "prefix_hit_rate": prefix_hit_rate, "draft": None if draft is None else presets.load(draft),
+        "draft_len": draft_len, "acceptance_rate": acceptance_rate, "flop_efficiency": flop_efficiency,
         "bandwidth_efficiency": bandwidth_efficiency,
-        "link_bandwidth_bytes_per_s": None
-        if link_bandwidth is None
-        else parse_bytes(link_bandwidth, what="--link-bandwidth"),
-        "allreduce_latency_s": allreduce_latency,
-        "prefill_chunk": prefill_chunk or None,
-        "flash": flash,
-        "reserve_fraction": reserve_fraction,
-        "usd_per_gpu_hour": price_per_gpu_hour,
+        "link_bandwidth_bytes_per_s": None if link_bandwidth is None else parse_bytes(link_bandwidth,
+                                                                                      what="--link-bandwidth"),
+        "allreduce_latency_s": allreduce_latency, "flash": flash, "usd_per_gpu_hour": price_per_gpu_hour,
         "calibration": calibration,
-    }
-    if prefill_chunk < 0:
-        raise InvalidValueError(f"--prefill-chunk must be a positive number of tokens, or 0; got {prefill_chunk}")
+    }  # fmt: skip
     configs = presets.load_many(specs)
     estimates = [inference.estimate_inference(config, gpu, prompt_len=prompt_len, **options) for config in configs]
-    if len(estimates) == 1 and not estimates[0].fits:
+    if len(estimates) == 1 and estimates[0].ttft_s is None:
         raise InvalidValueError(estimates[0].fit_message())
     records = [e.to_record() for e in estimates]
     first = estimates[0]
     title = (
-        f"serving estimate: {first.n_gpus} x {first.gpu} (tp {first.tp}), {first.dtype} weights, {first.kv_dtype} KV, "
-        f"{prompt_len} prompt + {generate_len} generated tokens"
+        f"serving estimate: {first.n_gpus} x {first.gpu} (tp {first.tp}"
+        + (f", pp {first.pp}" if first.pp > 1 else "")
+        + f"), {first.dtype} weights, {first.kv_dtype} KV, {prompt_len} prompt + {generate_len} generated tokens, "
+        + f"{first.batching} batching"
         + (f", beam {beam_width}" if beam_width > 1 else "")
-        + ("" if batch is not None else ", largest batch that fits")
     )
-    _render(records, fmt=fmt, output=output, title=title, calibrated=calibration is not None)
+    _render(records, fmt=fmt, output=output, title=title, calibrated=calibration is not None, show_curve=show_curve)
     for estimate in estimates:
         if not estimate.fits:
             typer.echo(f"note: {estimate.fit_message()}", err=True)
         if estimate.exceeds_max_seq_len:
-            typer.echo(
-                f"note: {estimate.name}: {prompt_len} + {generate_len} tokens is beyond its context "
-                f"({configs[estimates.index(estimate)].max_seq_len})",
-                err=True,
-            )
+            typer.echo(f"note: {estimate.context_message()}", err=True)
     if plot is not None:
-        curves = []
-        for config in configs:
-            sweep = inference.context_sweep(config, gpu, list(PLOT_CONTEXTS), **options)
-            points = [
-                {
-                    "context_len": e.prompt_len + e.generate_len,
-                    "fits": e.fits,
-                    "max_batch": e.max_batch,
-                    "tokens_per_s_per_gpu": e.tokens_per_s_per_gpu,
-                }
-                for e in sweep
-            ]
-            curves.append({"name": config.name, "max_seq_len": config.max_seq_len, "points": points})
-        batch_label = f"batch {batch}" if batch is not None else "at the largest batch"
-        _plot(curves, plot, title=title.replace(f"{prompt_len} prompt + ", ""), batch_label=batch_label)
+        _plot(records, plot, title=title)

@@ -16,9 +16,14 @@ from llmarch.cli._app import (
     render,
     resolve_specs,
 )
-
-#: GPU memory fitted against when neither --gpu nor --gpu-memory is given (an A100/H100 80GB).
-DEFAULT_GPU_MEMORY = "80GiB"
+from llmarch.core.defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_DTYPE,
+    DEFAULT_GPU_MEMORY,
+    DEFAULT_MEMORY_N_GPUS,
+    DEFAULT_MEMORY_SEQ_LEN,
+    DEFAULT_RESERVE_FRACTION,
+)
 
 #: Table columns: (header, section of the record, key in that section).
 _TABLE_COLUMNS = (
@@ -37,7 +42,7 @@ _TABLE_COLUMNS = (
 
 def _table_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Records as display rows (sizes with binary prefixes, fit as yes/no) and their column order."""
-    from llmarch.core.units import format_bytes
+    from llmarch.report.format import format_bytes
 
     rows = []
     for record in records:
@@ -65,12 +70,18 @@ def memory_command(
         typer.Argument(metavar="PRESET...", help="Preset names, preset files, config.json files, or overrides."),
     ] = None,
     all_presets: Annotated[bool, typer.Option("--all", help="Every preset.")] = False,
-    batch: Annotated[int, typer.Option(help="Inference: sequences decoded together.")] = 1,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence (inference context and training length).")] = 4096,
-    dtype: Annotated[str, typer.Option(help="Inference weight dtype: fp32, bf16, fp16, fp8, int8, int4.")] = "bf16",
-    kv_dtype: Annotated[str, typer.Option(help="KV-cache dtype.")] = "bf16",
+    batch: Annotated[int, typer.Option(help="Inference: sequences decoded together.")] = DEFAULT_BATCH,
+    seq_len: Annotated[
+        int, typer.Option(help="Tokens per sequence (inference context and training length).")
+    ] = DEFAULT_MEMORY_SEQ_LEN,
+    dtype: Annotated[
+        str, typer.Option(help="Inference weight dtype: fp32, bf16, fp16, fp8, int8, int4.")
+    ] = DEFAULT_DTYPE,
+    kv_dtype: Annotated[str, typer.Option(help="KV-cache dtype.")] = DEFAULT_DTYPE,
     micro_batch: Annotated[int, typer.Option(help="Training: sequences per micro-batch on one GPU.")] = 1,
-    n_gpus: Annotated[int, typer.Option(help="Training: GPUs in all (= data x tensor x pipeline parallel).")] = 8,
+    n_gpus: Annotated[
+        int, typer.Option(help="Training: GPUs in all (= data x tensor x pipeline parallel).")
+    ] = DEFAULT_MEMORY_N_GPUS,
     zero: Annotated[
         int, typer.Option(help="ZeRO stage 0-3: shard optimizer states (1), + grads (2), + weights (3).")
     ] = 0,
@@ -82,7 +93,7 @@ def memory_command(
     recompute: Annotated[str, typer.Option(help="Activation recomputation: none, selective or full.")] = "none",
     flash: Annotated[bool, typer.Option(help="FlashAttention: no s x s attention matrices are stored.")] = False,
     dropout: Annotated[bool, typer.Option(help="Training with dropout (its masks are stored).")] = True,
-    checkpoint_dtype: Annotated[str, typer.Option(help="Dtype the checkpoint saves the weights in.")] = "bf16",
+    checkpoint_dtype: Annotated[str, typer.Option(help="Dtype the checkpoint saves the weights in.")] = DEFAULT_DTYPE,
     gpu: Annotated[
         str | None, typer.Option(help="GPU from 'llmarch gpus' whose memory to fit in, e.g. h100-sxm.")
     ] = None,
@@ -91,7 +102,7 @@ def memory_command(
     ] = None,
     reserve_fraction: Annotated[
         float, typer.Option(help="Fraction of GPU memory kept free (CUDA context, fragmentation) when fitting.")
-    ] = 0.1,
+    ] = DEFAULT_RESERVE_FRACTION,
     workload: WorkloadOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
@@ -102,7 +113,8 @@ def memory_command(
     from llmarch.calc import training_memory as memory_plan
     from llmarch.catalog import presets
     from llmarch.core.errors import InvalidValueError
-    from llmarch.core.units import format_bytes, parse_bytes
+    from llmarch.core.units import parse_bytes
+    from llmarch.report.format import format_bytes
 
     specs = resolve_specs(presets_, all_presets)
     if gpu is not None and gpu_memory is not None:

@@ -9,6 +9,14 @@ from typing import Annotated
 import typer
 
 from llmarch.cli._app import EXIT_THRESHOLD, app, handle_errors, resolve_specs
+from llmarch.core.defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_DTYPE,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_PROMPT_LEN,
+    DEFAULT_REPORT_GPU,
+    DEFAULT_SEQ_LEN,
+)
 from llmarch.core.io import read_json_file, write_atomic
 
 
@@ -52,9 +60,9 @@ def report_command(
         str | None,
         typer.Option(metavar="BENCH.json", help="A 'llmarch bench --format json' file: its table and curves."),
     ] = None,
-    gpu: Annotated[str, typer.Option(help="Accelerator from 'llmarch gpus' for memory, serving and cost.")] = (
-        "h100-sxm"
-    ),
+    gpu: Annotated[
+        str, typer.Option(help="Accelerator from 'llmarch gpus' for memory, serving and cost.")
+    ] = DEFAULT_REPORT_GPU,
     n_gpus: Annotated[
         int | None,
         typer.Option(help="GPUs in all: training (data parallel) and serving (replicas). Default --tp; cost 1."),
@@ -66,17 +74,22 @@ def report_command(
     ] = None,
     seq_len: Annotated[
         int | None,
-        typer.Option(help="Context of the comparison and memory (default 2048); training cost: the preset's."),
+        typer.Option(
+            help=f"Context of the comparison and memory (default {DEFAULT_SEQ_LEN}); training cost: the preset's."
+        ),
     ] = None,
     batch: Annotated[
         int | None,
-        typer.Option(help="Sequences in the KV cache and served together. Default 1; serving: the largest that fits."),
+        typer.Option(
+            help=f"Sequences in the KV cache and served together. Default {DEFAULT_BATCH}; serving: the largest "
+            "that fits."
+        ),
     ] = None,
-    dtype: Annotated[str, typer.Option(help="Weight (and KV-cache) dtype: fp32, bf16, fp16, fp8, int8, int4.")] = (
-        "bf16"
-    ),
-    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = 2048,
-    generate_len: Annotated[int, typer.Option(help="Serving: generated tokens per request.")] = 512,
+    dtype: Annotated[
+        str, typer.Option(help="Weight (and KV-cache) dtype: fp32, bf16, fp16, fp8, int8, int4.")
+    ] = DEFAULT_DTYPE,
+    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = DEFAULT_PROMPT_LEN,
+    generate_len: Annotated[int, typer.Option(help="Serving: generated tokens per request.")] = DEFAULT_GENERATE_LEN,
     flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq scores in memory).")] = True,
     zero: Annotated[int, typer.Option(help="Training memory: ZeRO stage 0-3.")] = 0,
     max_cost: Annotated[float | None, typer.Option(help="Training budget in USD: exit 3 when exceeded.")] = None,

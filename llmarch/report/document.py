@@ -24,12 +24,29 @@ from typing import Any
 from urllib.parse import quote
 
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_DTYPE,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_PROMPT_LEN,
+    DEFAULT_REPORT_GPU,
+    DEFAULT_SEQ_LEN,
+)
 from llmarch.core.errors import InvalidValueError
-from llmarch.core.units import format_bytes, format_count
-from llmarch.report.tables import format_value
-
-#: Accelerator of the serving and cost sections when none is given.
-DEFAULT_GPU = "h100-sxm"
+from llmarch.report.format import (
+    format_bytes,
+    format_co2e,
+    format_count,
+    format_exact,
+    format_flops,
+    format_kwh,
+    format_rate,
+    format_seconds,
+    format_share,
+    format_usd,
+    format_value,
+    format_yes,
+)
 
 #: The figures a report can embed: file stem -> what it shows (also the image's alt text).
 FIGURES: dict[str, str] = {
@@ -101,49 +118,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Cell | None]], numeric
         if len(row) != len(headers):
             raise ValueError(f"row of {len(row)} cells under {len(headers)} headers")
     return Table(tuple(headers), cells, flags[: len(headers)])
-
-
-# -- formatting numbers for people (the JSON keeps raw SI numbers) ------------------------------------------
-
-
-def fmt_exact(value: int | float | None) -> str:
-    """An exact count with thousands separators: 6738415616 -> '6,738,415,616'."""
-    return "-" if value is None else f"{int(value):,}"
-
-
-def fmt_seconds(value: float | None) -> str:
-    """A duration: '1.87 s', '26.1 ms', '45.6 µs'."""
-    if value is None:
-        return "-"
-    if value >= 1:
-        return f"{value:.3g} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value * 1e6:.3g} µs"
-
-
-def fmt_usd(value: float | None) -> str:
-    return "-" if value is None else f"${format_count(value)}"
-
-
-def fmt_rate(value: float | None, unit: str, scale: float) -> str:
-    """A rate in `unit` (value / scale): '3.58 TFLOP/s', '1,234 GB/s'."""
-    if value is None:
-        return "-"
-    scaled = value / scale
-    return f"{scaled:,.0f} {unit}" if scaled >= 100 else f"{scaled:.3g} {unit}"
-
-
-def fmt_share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def fmt_yes(value: bool | None) -> str:
-    return "-" if value is None else ("yes" if value else "no")
-
-
-def fmt_co2e(kg: float | None) -> str:
-    return "-" if kg is None else f"{kg / 1000:.3g} t"
 
 
 # -- reading a bench JSON, defensively ---------------------------------------------------------------------
@@ -236,15 +210,15 @@ def read_bench(document: Any, *, source: str) -> BenchData:
 class ReportOptions:
     """The workload of a report; None means each calculator's documented default (recorded in its section)."""
 
-    gpu: str = DEFAULT_GPU
+    gpu: str = DEFAULT_REPORT_GPU
     n_gpus: int | None = None  # memory and serving: default tp; training cost: default 1 (estimate-cost's)
     tp: int = 1
     tokens: str | None = None  # training tokens ("2T", "chinchilla"); None: each preset's published count
-    seq_len: int | None = None  # comparison and memory: default 2048; training cost: default the preset's
-    batch: int | None = None  # comparison and memory: default 1; serving: default the largest that fits
-    dtype: str = "bf16"  # weights (and KV cache) of the comparison, memory and serving
-    prompt_len: int = 2048
-    generate_len: int = 512
+    seq_len: int | None = None  # comparison and memory: DEFAULT_SEQ_LEN; training cost: default the preset's
+    batch: int | None = None  # comparison and memory: DEFAULT_BATCH; serving: default the largest that fits
+    dtype: str = DEFAULT_DTYPE  # weights (and KV cache) of the comparison, memory and serving
+    prompt_len: int = DEFAULT_PROMPT_LEN
+    generate_len: int = DEFAULT_GENERATE_LEN
     flash: bool = True
     zero: int = 0
     max_cost_usd: float | None = None
@@ -294,7 +268,7 @@ def collect(
 ) -> ReportData:
     """Run the calculators behind each section for `configs` under `options`.
 
-    comparison: compare_records and kv_cache_curve at seq_len (default 2048), batch (default 1), dtype.
+    comparison: compare_records and kv_cache_curve at seq_len (DEFAULT_SEQ_LEN), batch (DEFAULT_BATCH), dtype.
     memory: memory_estimate at the same seq_len and batch, on n_gpus (default tp) GPUs with ZeRO `zero`,
     fitted to the GPU's memory, the KV cache in the dtype serving uses. serving: estimate_inference of
     prompt_len + generate_len tokens at `batch` (default: the largest that fits). training cost:
@@ -310,8 +284,8 @@ def collect(
     if not configs:
         raise InvalidValueError("name at least one preset")
     acc = accelerator(options.gpu)
-    seq_len = comparison.DEFAULT_SEQ_LEN if options.seq_len is None else options.seq_len
-    batch = comparison.DEFAULT_BATCH if options.batch is None else options.batch
+    seq_len = DEFAULT_SEQ_LEN if options.seq_len is None else options.seq_len
+    batch = DEFAULT_BATCH if options.batch is None else options.batch
     n_gpus = options.tp if options.n_gpus is None else options.n_gpus
     models = comparison.compare_records(list(configs), seq_len=seq_len, batch=batch, dtype=options.dtype)
     curves = [comparison.kv_cache_curve(c, batch=batch, dtype=models[0]["dtype"]) for c in configs]
@@ -469,15 +443,15 @@ def _summary(data: ReportData) -> list[Block]:
                 format_count(model["params_total"]),
                 format_count(model["params_active"]),
                 format_bytes(model["kv_cache_bytes_per_token"]),
-                fmt_yes(serve["fits"]),
+                format_yes(serve["fits"]),
                 str(serve["max_batch"]),
-                fmt_seconds(serve["tpot_s"]),
+                format_seconds(serve["tpot_s"]),
                 None if serve["tokens_per_s"] is None else format_count(serve["tokens_per_s"]),
-                fmt_usd(serve["usd_per_million_tokens"]),
-                fmt_yes(None if training_fit is None else training_fit["fits"]),
-                None if train is None else fmt_usd(train["cost_usd"]),
+                format_usd(serve["usd_per_million_tokens"]),
+                format_yes(None if training_fit is None else training_fit["fits"]),
+                None if train is None else format_usd(train["cost_usd"]),
                 None if train is None else format_count(train["wall_clock_days"]),
-                None if train is None else fmt_co2e(train["co2e_kg"]),
+                None if train is None else format_co2e(train["co2e_kg"]),
             )
         )
     headers = ("model", "params", "active", "KV/token", "serving fits", "max batch", "TPOT", "tok/s",
@@ -494,7 +468,8 @@ def _summary(data: ReportData) -> list[Block]:
 
 def _comparison(data: ReportData) -> list[Block]:
     from llmarch.calc.comparison import COLUMN_SETS
-    from llmarch.report.tables import LABELS, format_cell
+    from llmarch.report.format import format_cell
+    from llmarch.report.tables import LABELS
 
     records = data.models
     shape_cols = COLUMN_SETS["default"]
@@ -526,13 +501,15 @@ def _comparison(data: ReportData) -> list[Block]:
     group_rows = []
     for r in records:
         total = r["params_total"]
-        cells = [f"{fmt_exact(r['groups'].get(g, 0))} ({fmt_share(r['groups'].get(g, 0) / total)})" for g in groups]
-        group_rows.append((r["name"], *cells, fmt_exact(total), fmt_exact(r["params_active"])))
+        cells = [
+            f"{format_exact(r['groups'].get(g, 0))} ({format_share(r['groups'].get(g, 0) / total)})" for g in groups
+        ]
+        group_rows.append((r["name"], *cells, format_exact(total), format_exact(r["params_active"])))
     by_group = table(("model", *groups, "total", "active"), group_rows, (False,) + (True,) * (len(groups) + 2))
     leaves = list(dict.fromkeys(k for r in records for k in r["breakdown"]))
     breakdown = table(
         ("component", *(r["name"] for r in records)),
-        [(leaf, *(fmt_exact(r["breakdown"].get(leaf, 0)) for r in records)) for leaf in leaves],
+        [(leaf, *(format_exact(r["breakdown"].get(leaf, 0)) for r in records)) for leaf in leaves],
         (False,) + (True,) * len(records),
     )
     sources = table(
@@ -581,11 +558,11 @@ def _memory(data: ReportData) -> list[Block]:
                 format_bytes(inf["kv_cache_bytes"]),
                 format_bytes(inf["activation_bytes"]),
                 format_bytes(inf["total_bytes"]),
-                fmt_yes(None if inf["fit"] is None else inf["fit"]["fits"]),
+                format_yes(None if inf["fit"] is None else inf["fit"]["fits"]),
                 format_bytes(trn["weights_bytes"] + trn["gradients_bytes"] + trn["optimizer_bytes"]),
                 format_bytes(trn["activations_bytes"]),
                 format_bytes(trn["total_bytes"]),
-                fmt_yes(None if trn["fit"] is None else trn["fit"]["fits"]),
+                format_yes(None if trn["fit"] is None else trn["fit"]["fits"]),
                 format_bytes(r["checkpoint"]["total_bytes"]),
             )
         )
@@ -617,16 +594,16 @@ def _serving(data: ReportData) -> list[Block]:
         rows.append(
             (
                 r["name"],
-                fmt_yes(r["fits"]),
+                format_yes(r["fits"]),
                 str(r["batch"]),
                 str(r["max_batch"]),
                 "unbounded" if max_context is None else format_count(max_context),
                 format_bytes(r["total_bytes"]),
-                fmt_seconds(r["ttft_s"]),
-                fmt_seconds(r["tpot_s"]),
+                format_seconds(r["ttft_s"]),
+                format_seconds(r["tpot_s"]),
                 None if r["tokens_per_s_per_gpu"] is None else format_count(r["tokens_per_s_per_gpu"]),
                 None if r["tokens_per_s"] is None else format_count(r["tokens_per_s"]),
-                fmt_usd(r["usd_per_million_tokens"]),
+                format_usd(r["usd_per_million_tokens"]),
                 r["bound"],
             )
         )
@@ -662,12 +639,12 @@ def _training(data: ReportData) -> list[Block]:
             (
                 r["name"],
                 format_count(r["assumptions"]["tokens"]),
-                f"{r['training_flops']:.3g}",
+                format_flops(r["training_flops"]),
                 format_count(r["gpu_hours"]),
                 format_count(r["wall_clock_days"]),
-                fmt_usd(r["cost_usd"]),
-                None if r["energy_kwh"] is None else f"{format_count(r['energy_kwh'])} kWh",
-                fmt_co2e(r["co2e_kg"]),
+                format_usd(r["cost_usd"]),
+                format_kwh(r["energy_kwh"]),
+                format_co2e(r["co2e_kg"]),
             )
             for r in estimated
         ]
@@ -692,7 +669,7 @@ def _training(data: ReportData) -> list[Block]:
     if budgets:
         over = {(e["name"], e["option"]) for e in data.budgets_exceeded}
         attribute = {"--max-cost": "cost_usd", "--max-co2e": "co2e_kg", "--max-days": "wall_clock_days"}
-        shown = {"--max-cost": fmt_usd, "--max-co2e": lambda v: f"{format_count(v)} kg", "--max-days": format_count}
+        shown = {"--max-cost": format_usd, "--max-co2e": lambda v: f"{format_count(v)} kg", "--max-days": format_count}
         rows = [
             (
                 option,
@@ -733,12 +710,12 @@ def _bench(bench: BenchData) -> list[Block]:
                 heads,
                 None if r["window"] is None else str(r["window"]),
                 r["dtype"],
-                fmt_seconds(r["median_s"]),
-                fmt_seconds(r["iqr_s"]),
-                fmt_rate(r["achieved_flop_per_s"], "TFLOP/s", 1e12),
-                fmt_rate(r["achieved_bytes_per_s"], "GB/s", 1e9),
-                fmt_share(r["roofline_fraction"]),
-                fmt_seconds(r["predicted_s"]),
+                format_seconds(r["median_s"]),
+                format_seconds(r["iqr_s"]),
+                format_rate(r["achieved_flop_per_s"], "FLOP/s", scale=1e12),
+                format_rate(r["achieved_bytes_per_s"], "B/s", scale=1e9),
+                format_share(r["roofline_fraction"]),
+                format_seconds(r["predicted_s"]),
                 None if r["peak_memory_bytes"] is None else format_bytes(r["peak_memory_bytes"]),
                 None if r["max_abs_error"] is None else f"{r['max_abs_error']:.2g}",
                 f"skipped: {r['skipped_reason']}" if r["skipped_reason"] else "ok",
@@ -959,7 +936,6 @@ def render_html(blocks: Sequence[Block], *, images: Mapping[str, bytes] | None =
 
 
 __all__ = [
-    "DEFAULT_GPU",
     "FIGURES",
     "BenchData",
     "Block",

@@ -40,7 +40,7 @@ def save_png(figure: Any, path: str | Path) -> None:
 
 def draw_param_shares(axis: Any, records: Sequence[dict[str, Any]]) -> None:
     """Horizontal 100% stacked bars: each model's parameters by component, its total at the bar's end."""
-    from llmarch.core.units import format_count
+    from llmarch.report.format import format_count
 
     names = [r["name"] for r in records]
     left = [0.0] * len(records)

@@ -16,7 +16,7 @@ from typing import Any
 
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.io import write_atomic
-from llmarch.core.units import format_bytes, format_count
+from llmarch.report.format import format_cell, format_count
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -50,33 +50,6 @@ LABELS: dict[str, str] = {
     "kv_cache_bytes": "KV cache",
     "weights_bytes": "weights",
 }
-
-_COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_params", "vocab_size", "flops_")
-
-
-def format_value(value: Any, key: str = "") -> str:
-    """An assumption's value: bytes with binary prefixes, rates in GB/s and TFLOP/s, lists joined."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}={format_value(v, str(k))}" for k, v in value.items() if v is not None) or "-"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_value(v) for v in value) or "none"
-    if isinstance(value, (int, float)):
-        if key.endswith("_bytes"):
-            return format_bytes(value)
-        if key.endswith("_bytes_per_s"):
-            return f"{value / 1e9:.4g} GB/s"
-        if key.endswith("_flop_per_s"):
-            return f"{value / 1e12:.4g} TFLOP/s"
-        if key == "tokens":
-            return format_count(value)
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value)
-    return str(value)
 
 
 def environment() -> dict[str, str]:
@@ -140,31 +113,6 @@ def envelope(key: str, records: Any, *, kind: str | None = None, **extra: Any) -
 
 def to_json(document: Any) -> str:
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
-
-
-#: Columns shown as exact integers (with thousands separators): where exactness is the point (verify).
-EXACT_KEYS = frozenset({"params_analytic", "params_module", "kv_bytes_analytic", "kv_bytes_module"})
-
-
-def format_cell(key: str, value: Any) -> str:
-    """A record value as a table cell: counts with suffixes, rates in scientific notation, '-' for none."""
-    if value is None:
-        return "-"
-    if key in EXACT_KEYS and isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if key == "learning_rate" and isinstance(value, (int, float)):
-        return f"{value:.1e}"
-    if isinstance(value, (int, float)) and key.endswith("_bytes"):
-        return format_bytes(value)
-    if isinstance(value, (int, float)) and key.endswith("_bytes_per_token"):
-        return format_bytes(value)
-    if isinstance(value, (int, float)) and key.startswith(_COUNT_KEYS):
-        return format_count(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
-    return str(value)
 
 
 def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:

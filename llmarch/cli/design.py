@@ -1,0 +1,247 @@
+"""`llmarch design`: a new architecture from a budget (scaling law, shapes, training and serving cost)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render
+
+
+class Law(StrEnum):
+    chinchilla_1 = "chinchilla-1"
+    chinchilla_3 = "chinchilla-3"
+    besiroglu = "besiroglu"
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    from llmarch.core.errors import InvalidValueError
+
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise InvalidValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+    return values
+
+
+def _range(text: str | None, option: str) -> tuple[float, float] | None:
+    from llmarch.core.errors import InvalidValueError
+
+    if text is None:
+        return None
+    low, sep, high = text.partition(":")
+    try:
+        return (float(low), float(high)) if sep else (float(low), float(low))
+    except ValueError:
+        raise InvalidValueError(f"{option} must be LOW:HIGH, e.g. 64:128, got {text!r}") from None
+
+
+def _moe(text: str | None) -> tuple[int, int] | None:
+    from llmarch.core.errors import InvalidValueError
+
+    if text is None:
+        return None
+    experts, _, top_k = text.partition("/")
+    try:
+        return int(experts), int(top_k)
+    except ValueError:
+        raise InvalidValueError(f"--moe must be EXPERTS/TOP_K, e.g. 64/8, got {text!r}") from None
+
+
+def _table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells for people (JSON and CSV keep the raw records)."""
+    from llmarch.core.units import format_bytes, format_count
+
+    def count(value: float | None, prefix: str = "") -> str | None:
+        return None if value is None else prefix + format_count(value)
+
+    rows = []
+    for r in records:
+        rows.append({
+            "#": r["rank"],
+            "params": format_count(r["params_total"]),
+            "active": format_count(r["params_active"]),
+            "tokens": format_count(r["tokens"]),
+            "loss": f"{r['predicted_loss']:.4f}",
+            "layers": r["n_layers"],
+            "d_model": r["d_model"],
+            "heads": r["n_heads"],
+            "d_head": r["d_head"],
+            "d_ff": r["d_ff"],
+            "attention": r["attention"],
+            "KV/token": format_bytes(r["kv_bytes_per_token"]),
+            "train GPU-h": count(r["training_gpu_hours"]),
+            "train $": count(r["training_usd"], "$"),
+            "serve TP": r["serving_tp"],
+            "$/M tokens": None if r["serving_usd_per_million_tokens"] is None
+            else f"{r['serving_usd_per_million_tokens']:.3g}",
+            "total $": count(r["total_usd"], "$"),
+        })  # fmt: skip
+    return rows
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """The target: the law's compute-optimal allocation, and the inference-aware one when asked for."""
+    import dataclasses
+
+    out: dict[str, Any] = {
+        "law": result.law,
+        "budget": {"source": result.budget.source, **result.budget.details},
+        "compute_flops": result.budget.compute_flops,
+        "compute_optimal": dataclasses.asdict(result.compute_optimal),
+        "inference_aware": None,
+        "target_params": result.target_params,
+        "target_tokens": result.target_tokens,
+        "shapes_evaluated": result.n_evaluated,
+        "shapes_in_band": result.n_in_band,
+        "ranked_by": result.ranked_by,
+        "space": dataclasses.asdict(result.space),
+    }
+    if result.inference_aware is not None:
+        aware = dataclasses.asdict(result.inference_aware)
+        aware.pop("compute_optimal")
+        out["inference_aware"] = aware
+    return out
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    from llmarch.core.units import format_count
+
+    optimal = summary["compute_optimal"]
+    text = (
+        f"{summary['law']}: {summary['compute_flops']:.3g} FLOPs -> {format_count(optimal['params'])} parameters, "
+        f"{format_count(optimal['tokens'])} tokens ({optimal['tokens_per_param']:.1f}/param), "
+        f"predicted loss {optimal['predicted_loss']:.4f}"
+    )
+    aware = summary["inference_aware"]
+    if aware is not None:
+        text += (
+            f"\nserving {format_count(aware['inference_tokens'])} tokens: {format_count(aware['params'])} parameters "
+            f"({aware['params_ratio']:.0%} of compute-optimal), {format_count(aware['tokens'])} tokens "
+            f"({aware['tokens_per_param']:.0f}/param), {aware['total_flops_saving']:.1%} fewer total FLOPs"
+        )
+    text += f"\n{summary['shapes_evaluated']:,} shapes evaluated, {summary['shapes_in_band']:,} within the size band"
+    return text
+
+
+@app.command(
+    "design",
+    epilog=(
+        "Examples: llmarch design --compute 5.76e23 · "
+        "llmarch design --gpu-hours 1e6 --gpu h100-sxm --inference-tokens 1e13 --top 3 · "
+        "llmarch design --days 30 --gpu h100-sxm --n-gpus 1024 --max-kv-per-token 64KiB --context 32768 "
+        "--output-preset my-model.yaml"
+    ),
+)
+@handle_errors
+def design_command(
+    compute: Annotated[str | None, typer.Option(help="Training budget in FLOPs (6ND), e.g. 5.76e23.")] = None,
+    gpu_hours: Annotated[float | None, typer.Option(help="Budget in GPU-hours of --gpu (at --mfu).")] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="Budget in USD at --gpu's price per hour.")] = None,
+    days: Annotated[float | None, typer.Option(help="Budget in days of --n-gpus x --gpu.")] = None,
+    gpu: Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")] = "h100-sxm",
+    n_gpus: Annotated[int | None, typer.Option(help="Training cluster size (wall-clock). Default 1.")] = None,
+    mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilisation of training. Default 0.4.")] = None,
+    price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per training GPU-hour.")] = None,
+    law: Annotated[Law, typer.Option(help="Scaling law for the compute-optimal size.")] = Law.chinchilla_1,
+    inference_tokens: Annotated[
+        str | None, typer.Option(help="Tokens served over the model's life (Sardana et al. 2024 sizing), e.g. 1e13.")
+    ] = None,
+    context: Annotated[int, typer.Option(help="Target context: max_seq_len, KV budget and serving length.")] = 8192,
+    seq_len: Annotated[int, typer.Option(help="Training context (FLOPs per token).")] = 4096,
+    max_kv_per_token: Annotated[
+        str | None, typer.Option(help="KV-cache budget per token at --context, e.g. 64KiB.")
+    ] = None,
+    attention: Annotated[str, typer.Option(help="Attention kinds to try: gqa, mla, swa (comma-separated).")] = (
+        "gqa,mla,swa"
+    ),
+    d_head: Annotated[str, typer.Option(help="Head widths to try (comma-separated).")] = "64,128",
+    kv_heads: Annotated[str, typer.Option(help="GQA KV-head counts to try, besides MHA.")] = "1,2,4,8,16,32",
+    aspect_ratio: Annotated[str, typer.Option(help="d_model / n_layers range LOW:HIGH.")] = "64:128",
+    ff_ratio: Annotated[str, typer.Option(help="d_ff / d_model range LOW:HIGH (one expert's under MoE).")] = "2.5:4",
+    d_model_multiple: Annotated[int, typer.Option(help="d_model is a multiple of this.")] = 128,
+    d_ff_multiple: Annotated[int, typer.Option(help="d_ff is a multiple of this.")] = 256,
+    heads_multiple: Annotated[int, typer.Option(help="n_heads is a multiple of this (tensor parallelism).")] = 8,
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary before padding.")] = 32000,
+    vocab_multiple: Annotated[int, typer.Option(help="Pad the vocabulary up to a multiple of this.")] = 128,
+    tie_embeddings: Annotated[bool, typer.Option(help="Share the embedding and output matrices.")] = False,
+    window: Annotated[int, typer.Option(help="Sliding window of local layers (swa).")] = 4096,
+    global_every: Annotated[str, typer.Option(help="Every Nth layer global under swa (comma-separated).")] = "2,6",
+    moe: Annotated[str | None, typer.Option(help="Mixture of experts EXPERTS/TOP_K, e.g. 64/8.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Size band around the target, a fraction.")] = 0.02,
+    serve_gpu: Annotated[str | None, typer.Option(help="Serving accelerator. Default --gpu.")] = None,
+    generate_len: Annotated[int, typer.Option(help="Generated tokens per served request.")] = 512,
+    serve_price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per serving GPU-hour.")] = None,
+    top: Annotated[int, typer.Option(help="Designs to show.")] = 5,
+    name: Annotated[str | None, typer.Option(help="Design name. Default: the --output-preset file name.")] = None,
+    output_preset: Annotated[
+        str | None, typer.Option(help="Write the best design as a preset YAML file.", metavar="FILE")
+    ] = None,
+    plot: Annotated[str | None, typer.Option(help="Pareto plot PNG: training vs serving cost.", metavar="FILE")] = None,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """Design a new architecture from a compute budget: compute-optimal size and tokens, concrete shapes, their
+    training and serving cost, ranked; optionally written as a preset."""
+    from pathlib import Path
+
+    from llmarch.calc.design import ShapeSpace, resolve_budget
+    from llmarch.core.units import parse_bytes, parse_count
+    from llmarch.serving import design as pipeline
+
+    budget = resolve_budget(
+        compute_flops=None if compute is None else parse_count(compute, what="--compute"),
+        gpu_hours=gpu_hours, budget_usd=budget_usd, days=days, gpu=gpu, n_gpus=n_gpus, mfu=mfu,
+        usd_per_gpu_hour=price_per_gpu_hour,
+    )  # fmt: skip
+    space = ShapeSpace(
+        d_heads=_ints(d_head, "--d-head") or (),
+        kv_heads=_ints(kv_heads, "--kv-heads") or (),
+        attention=tuple(a.strip() for a in attention.split(",") if a.strip()),
+        aspect_ratio=_range(aspect_ratio, "--aspect-ratio") or (0.0, 0.0),
+        ff_ratio=_range(ff_ratio, "--ff-ratio") or (0.0, 0.0),
+        d_model_multiple=d_model_multiple, d_ff_multiple=d_ff_multiple, heads_multiple=heads_multiple,
+        vocab_size=vocab_size, vocab_multiple=vocab_multiple, tie_embeddings=tie_embeddings,
+        sliding_window=window, global_every=_ints(global_every, "--global-every") or (), moe=_moe(moe),
+        context=context, seq_len=seq_len, tolerance=tolerance,
+        max_kv_bytes_per_token=None if max_kv_per_token is None else parse_bytes(max_kv_per_token,
+                                                                                 what="--max-kv-per-token"),
+    )  # fmt: skip
+    design_name = name or (Path(output_preset).stem if output_preset else "design")
+    source = pipeline.design_source(budget, law=law.value, inference_tokens=inference_tokens)
+    result = pipeline.design(
+        budget,
+        law=law.value,
+        inference_tokens=0.0 if inference_tokens is None else parse_count(inference_tokens, what="--inference-tokens"),
+        space=space,
+        training=pipeline.TrainingOptions(gpu=gpu, n_gpus=n_gpus, mfu=mfu, usd_per_gpu_hour=price_per_gpu_hour),
+        serving=pipeline.ServingOptions(gpu=serve_gpu, generate_len=generate_len,
+                                        usd_per_gpu_hour=serve_price_per_gpu_hour),
+        top=top,
+        name=design_name,
+        source=source,
+    )  # fmt: skip
+    if output_preset is not None:
+        from llmarch.core.io import write_atomic
+
+        text = pipeline.preset_yaml(result.designs[0], name=Path(output_preset).stem)
+        write_atomic(output_preset, text, what="--output-preset")
+    if plot is not None:
+        from llmarch.core.io import write_atomic
+        from llmarch.report.design_plot import pareto_png
+
+        write_atomic(plot, pareto_png(result.records(every=True), ranked_by=result.ranked_by, top=top), what="--plot")
+    records = result.records()
+    summary = _summary(result)
+    if fmt in (OutputFormat.json, OutputFormat.csv):
+        render(records, [], fmt=fmt, output=output, json_key="designs", extra=summary)
+        return
+    rows = _table_rows(records)
+    title = _headline(summary)
+    render(rows, list(rows[0]), fmt=fmt, output=output, json_key="designs", title=title)
+    if output_preset is not None and fmt is OutputFormat.table:
+        typer.echo(f"wrote {output_preset} (design #1, {records[0]['params_total']:,} parameters)", err=True)

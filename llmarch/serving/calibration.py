@@ -1,0 +1,177 @@
+"""Calibration from a `llmarch bench` JSON: attention measured on the GPU at hand replaces the catalogued rates.
+
+The document is read defensively (`parse_bench`); the measurement closest to a workload is chosen by
+phase, head shape, dtype, then batch and sequence length (`select_bench_row`). Reading bench files will move
+to the torch-free reader of `llmarch.catalog` when it lands; this module keeps the serving side's selection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from llmarch.catalog.hardware import Accelerator
+from llmarch.core.config import ArchConfig
+from llmarch.core.errors import InvalidValueError
+from llmarch.core.units import canonical_dtype
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One usable measurement of an attention kernel from a `llmarch bench` JSON."""
+
+    phase: str
+    batch: int
+    seq_len: int
+    achieved_flop_per_s: float
+    achieved_bytes_per_s: float
+    median_s: float | None = None
+    variant: str | None = None
+    impl: str | None = None
+    n_heads: int | None = None
+    n_kv_heads: int | None = None
+    d_head: int | None = None
+    window: int | None = None
+    dtype: str | None = None
+
+    def describe(self) -> str:
+        shape = "x".join(str(v) for v in (self.n_heads, self.n_kv_heads, self.d_head) if v is not None)
+        parts = [self.variant or "?", self.impl or "?", f"{self.phase} batch {self.batch} seq {self.seq_len}"]
+        if shape:
+            parts.append(f"heads/kv/d_head {shape}")
+        if self.dtype:
+            parts.append(self.dtype)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class BenchCalibration:
+    """The usable attention measurements of a bench JSON and the device they were taken on."""
+
+    source: str  # where the document came from (a file name)
+    device: str | None  # device name the document gives, if any
+    rows: tuple[BenchRow, ...]
+    n_ignored: int  # results skipped: skipped_reason set, or fields missing or invalid
+
+
+_DEVICE_KEYS = ("device_name", "gpu_name", "cuda_device_name", "gpu", "device")
+
+
+def _opt_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _opt_rate(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
+
+
+def _opt_str(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def parse_bench(document: Any, *, source: str = "bench JSON") -> BenchCalibration:
+    """Read the attention measurements of a `llmarch bench` JSON document (already parsed), defensively.
+
+    Expects {"schema_version": 1, "environment": {...}, "results": [{"phase", "batch", "seq_len",
+    "achieved_flop_per_s", "achieved_bytes_per_s", "variant", "impl", "n_heads", "n_kv_heads", "d_head",
+    "window", "dtype", "median_s", "skipped_reason", ...}]}. Results that were skipped or lack a phase, a
+    positive batch and sequence length or positive achieved rates are ignored (and counted); unknown keys
+    are ignored. A document of another schema version, or with no usable result, is an InvalidValueError.
+    """
+    if not isinstance(document, dict):
+        raise InvalidValueError(f"{source}: expected a JSON object from 'llmarch bench --format json'")
+    version = document.get("schema_version")
+    if version != 1:
+        raise InvalidValueError(f"{source}: unsupported schema_version {version!r} (this llmarch reads 1)")
+    results = document.get("results")
+    if not isinstance(results, list):
+        raise InvalidValueError(f"{source}: no 'results' list; is it the JSON of 'llmarch bench'?")
+    rows: list[BenchRow] = []
+    ignored = 0
+    for item in results:
+        if not isinstance(item, dict) or item.get("skipped_reason"):
+            ignored += 1
+            continue
+        phase, batch, seq_len = _opt_str(item.get("phase")), _opt_int(item.get("batch")), _opt_int(item.get("seq_len"))
+        flop_rate, byte_rate = _opt_rate(item.get("achieved_flop_per_s")), _opt_rate(item.get("achieved_bytes_per_s"))
+        if phase is None or batch is None or seq_len is None or flop_rate is None or byte_rate is None:
+            ignored += 1
+            continue
+        rows.append(
+            BenchRow(
+                phase=phase,
+                batch=batch,
+                seq_len=seq_len,
+                achieved_flop_per_s=flop_rate,
+                achieved_bytes_per_s=byte_rate,
+                median_s=_opt_rate(item.get("median_s")),
+                variant=_opt_str(item.get("variant")),
+                impl=_opt_str(item.get("impl")),
+                n_heads=_opt_int(item.get("n_heads")),
+                n_kv_heads=_opt_int(item.get("n_kv_heads")),
+                d_head=_opt_int(item.get("d_head")),
+                window=_opt_int(item.get("window")),
+                dtype=_opt_str(item.get("dtype")),
+            )
+        )
+    if not rows:
+        raise InvalidValueError(
+            f"{source}: no usable attention measurement (each needs phase, batch, seq_len, achieved_flop_per_s "
+            f"and achieved_bytes_per_s; {ignored} result(s) ignored)"
+        )
+    environment = document.get("environment")
+    device = None
+    if isinstance(environment, dict):
+        device = next((_opt_str(environment.get(k)) for k in _DEVICE_KEYS if _opt_str(environment.get(k))), None)
+    if device is None:
+        named = [_opt_str(r.get("device")) for r in results if isinstance(r, dict)]
+        device = next((d for d in named if d is not None and d.lower() not in ("cuda", "cpu", "mps")), None)
+    return BenchCalibration(source=source, device=device, rows=tuple(rows), n_ignored=ignored)
+
+
+def _squash(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def bench_device_matches(calibration: BenchCalibration, gpu: Accelerator) -> bool | None:
+    """Whether the bench was measured on `gpu`'s model (None when the bench names no device).
+
+    Compares the model number in the catalog name (the first dash-separated part with a digit: "h100",
+    "a100", "mi300x", "4090") with the device name the bench recorded ("NVIDIA H100 80GB HBM3").
+    Variants of one chip (H100 SXM and PCIe) are not told apart.
+    """
+    if calibration.device is None:
+        return None
+    keys = [part for part in gpu.name.split("-") if any(ch.isdigit() for ch in part)] or [gpu.name]
+    return _squash(keys[0]) in _squash(calibration.device)
+
+
+def select_bench_row(
+    calibration: BenchCalibration, config: ArchConfig, *, phase: str, batch: int, seq_len: int, dtype: str
+) -> BenchRow | None:
+    """The measurement closest to a workload: same phase, then same head shape and dtype, then nearest
+    batch and sequence length (in log2), then the fastest implementation. None when no row has the phase."""
+    candidates = [r for r in calibration.rows if r.phase == phase]
+    if not candidates:
+        return None
+
+    def mismatch(row: BenchRow) -> tuple[int, float, float]:
+        shape = (config.n_heads, config.n_kv_heads, config.d_head)
+        misses = sum(1 for got, want in zip((row.n_heads, row.n_kv_heads, row.d_head), shape, strict=True)
+                     if got is not None and got != want)  # fmt: skip
+        if row.dtype is not None:
+            try:
+                misses += canonical_dtype(row.dtype) != canonical_dtype(dtype)
+            except InvalidValueError:
+                misses += 1
+        distance = abs(math.log2(row.seq_len / seq_len)) + abs(math.log2(row.batch / batch))
+        return misses, distance, -row.achieved_flop_per_s
+
+    return min(candidates, key=mismatch)
