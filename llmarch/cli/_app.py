@@ -88,6 +88,10 @@ def handle_errors(func: F) -> F:
         try:
             if kwargs.get("workload"):
                 apply_workload(func, kind, kwargs)
+            if kwargs.get("catalog"):
+                from llmarch.catalog.hardware import use_catalogs
+
+                use_catalogs([kwargs["catalog"]])
             return func(*args, **kwargs)
         except LlmarchError as exc:
             raise _fail(str(exc), exc.exit_code) from None
@@ -98,6 +102,10 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(0) from None
         finally:
             current_kind.reset(token)
+            if kwargs.get("catalog"):
+                from llmarch.catalog.hardware import use_catalogs
+
+                use_catalogs([])
 
     return wrapper  # type: ignore[return-value]
 
@@ -111,6 +119,17 @@ WorkloadOption = Annotated[
         metavar="FILE",
         help="A YAML/JSON file of option values (keys: option names in snake_case, e.g. seq_len); "
         "options given on the command line win.",
+    ),
+]
+
+
+CatalogOption = Annotated[
+    str | None,
+    typer.Option(
+        "--catalog",
+        metavar="FILE",
+        help="A user catalog (JSON/YAML with 'accelerators', 'regions' or 'prices' lists in the shipped "
+        "format) adding to or overriding the shipped rows by name; also LLMARCH_CATALOG.",
     ),
 ]
 

@@ -9,6 +9,7 @@ import typer
 
 from llmarch.cli._app import (
     EXIT_THRESHOLD,
+    CatalogOption,
     FormatOption,
     OutputFormat,
     OutputOption,
@@ -51,9 +52,20 @@ def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cost": format_usd(record["cost_usd"]),
                 "energy": format_kwh(record["energy_kwh"]),
                 "co2e": format_co2e(record["co2e_kg"]),
+                "region": a.get("grid_region"),
+                "kg CO2e/kWh": a.get("grid_kg_co2e_per_kwh"),
             }
         )
     return rows
+
+
+def _price_hints(records: list[dict[str, Any]]) -> list[str]:
+    """One line per GPU the catalog has no price for, saying how to give one."""
+    missing = sorted({r["assumptions"].get("gpu") or "?" for r in records if r.get("cost_usd") is None})
+    return [
+        f"note: no default price for {gpu}: pass --price-per-gpu-hour USD (or a 'prices' row in --catalog)"
+        for gpu in missing
+    ]
 
 
 @app.command(
@@ -126,6 +138,7 @@ def estimate_cost_command(
     max_co2e: Annotated[float | None, typer.Option(help="Budget in kg CO2e: exit 3 when exceeded.")] = None,
     max_days: Annotated[float | None, typer.Option(help="Budget in wall-clock days: exit 3 when exceeded.")] = None,
     workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -187,6 +200,9 @@ def estimate_cost_command(
         render(rows, list(rows[0]), fmt=fmt, output=output, json_key="estimates", title="training cost estimate")
     from llmarch.report.tables import budget_line
 
+    for hint in _price_hints(records):
+        typer.echo(hint, err=True)
+
     for over in exceeded:
         typer.echo(budget_line(over.name, over.option, over.value, over.limit), err=True)
     if exceeded:
@@ -195,7 +211,9 @@ def estimate_cost_command(
 
 @app.command("gpus", epilog="Example: llmarch gpus --format json")
 @handle_errors
-def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = None) -> None:
+def gpus_command(
+    catalog: CatalogOption = None, fmt: FormatOption = OutputFormat.table, output: OutputOption = None
+) -> None:
     """List the accelerator catalog: dense peak FLOP/s per dtype, memory, power, default price and source."""
     from llmarch.catalog.hardware import catalog_records
 
@@ -211,6 +229,7 @@ def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = 
             "fp16": _tflops(r["peak_flop_per_s"].get("fp16")),
             "fp8": _tflops(r["peak_flop_per_s"].get("fp8")),
             "memory": f"{r['memory_bytes'] / 2**30:g} GB",  # as marketed (JEDEC binary GB)
+            "mem. TB/s": _tb_per_s(r["memory_bandwidth_bytes_per_s"]),
             "GPU link GB/s": _gb_per_s(r["interconnect_bytes_per_s"]),
             "power W": r["power_w"],
             "$/GPU-h": None if r["usd_per_gpu_hour"] is None else f"{r['usd_per_gpu_hour']:g} ({r['price_as_of']})",
@@ -220,6 +239,10 @@ def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = 
     ]
     title = f"{len(rows)} accelerators (dense peaks, never 2:4-sparse)"
     render(rows, list(rows[0]), fmt=fmt, output=output, json_key="gpus", title=title)
+
+
+def _tb_per_s(value: float | None) -> str | None:
+    return None if value is None else f"{value / 1e12:g}"
 
 
 def _gb_per_s(value: float | None) -> str | None:
@@ -236,6 +259,7 @@ def regions_command(
     kind: Annotated[
         str | None, typer.Option(help="Only this kind: country, us-state, cloud-region, bidding-zone, alias.")
     ] = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

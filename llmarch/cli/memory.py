@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import (
+    CatalogOption,
     FormatOption,
     OutputFormat,
     OutputOption,
@@ -104,6 +105,7 @@ def memory_command(
         float, typer.Option(help="Fraction of GPU memory kept free (CUDA context, fragmentation) when fitting.")
     ] = DEFAULT_RESERVE_FRACTION,
     workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

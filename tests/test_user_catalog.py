@@ -1,0 +1,110 @@
+"""User catalogs: GPUs, grid regions and prices added to or overriding the shipped rows by name, from
+--catalog FILE or LLMARCH_CATALOG, and seen by every command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmarch.catalog import hardware
+from llmarch.cli import app
+from llmarch.core.errors import InvalidValueError
+
+runner = CliRunner()
+
+#: An H20 as a user would write it (figures from NVIDIA's H20 product brief as commonly quoted: 148 dense
+#: bf16 TFLOP/s, 96 GB HBM3 at 4.0 TB/s, 400 W); test data for the mechanism, not a catalog claim.
+USER_CATALOG = """\
+accelerators:
+  - name: H20
+    display_name: NVIDIA H20
+    peak_tflop_per_s: {bf16: 148, fp8: 296}
+    memory_gb: 96
+    memory_bandwidth_tb_per_s: 4.0
+    power_w: 400
+  - name: h100-sxm
+    memory_gb: 94
+regions:
+  - region: My-DC
+    kg_co2e_per_kwh: 0.12
+    year: 2025
+prices:
+  - {accelerator: h20, usd_per_gpu_hour: 1.2, as_of: 2026-01, basis: contract, source: internal}
+"""
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    path = tmp_path / "gpus.yaml"
+    path.write_text(USER_CATALOG)
+    return path
+
+
+def _json(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_env_catalog_adds_a_gpu_overrides_a_field_and_keeps_the_rest(
+    catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = hardware.accelerator("h100-sxm")
+    monkeypatch.setenv(hardware.CATALOG_ENV, str(catalog))
+    h20 = hardware.accelerator("h20")
+    assert h20.memory_bytes == 96 * 2**30 and h20.peak("bf16") == 148e12 and h20.memory_bandwidth_bytes_per_s == 4e12
+    assert h20.source == f"user catalog {catalog}" and h20.power_w == 400
+    h100 = hardware.accelerator("H100-SXM")
+    assert h100.memory_bytes == 94 * 2**30 and h100.peak("bf16") == shipped.peak("bf16") == 989.5e12
+    assert "over the shipped row" in h100.source
+    assert hardware.grid_intensity("my-dc").kg_co2e_per_kwh == 0.12
+    price = hardware.default_price("H20")
+    assert price is not None and price.usd_per_gpu_hour == 1.2
+    monkeypatch.delenv(hardware.CATALOG_ENV)
+    assert hardware.accelerator("h100-sxm").memory_bytes == 80 * 2**30
+    with pytest.raises(InvalidValueError, match="unknown GPU 'h20'"):
+        hardware.accelerator("h20")
+
+
+def test_catalog_option_reaches_gpus_cost_and_memory(catalog: Path) -> None:
+    gpus = {g["name"]: g for g in _json("gpus", "--catalog", str(catalog))["results"]}
+    assert gpus["H20"]["memory_bandwidth_bytes_per_s"] == 4_000_000_000_000
+    row = _json("estimate-cost", "llama-2-7b", "--gpu", "h20", "--region", "my-dc", "--catalog", str(catalog))
+    a = row["results"][0]["assumptions"]
+    assert a["peak_flop_per_s"] == 148e12 and a["grid_kg_co2e_per_kwh"] == 0.12 and a["usd_per_gpu_hour"] == 1.2
+    # GPU-hours = FLOPs / (peak x MFU) / 3600, the same formula as for a shipped GPU
+    assert row["results"][0]["gpu_hours"] == pytest.approx(row["results"][0]["training_flops"] / (148e12 * 0.4) / 3600)
+    memory = _json("memory", "llama-2-7b", "--gpu", "h20", "--catalog", str(catalog))["results"][0]
+    assert memory["assumptions"]["accelerator_memory_bytes"] == 96 * 2**30
+    assert "H20" not in {g["name"] for g in _json("gpus")["results"]}  # --catalog lasts one command
+
+
+def test_gpus_table_shows_memory_bandwidth() -> None:
+    result = runner.invoke(app, ["gpus"])
+    line = next(row for row in result.stdout.splitlines() if "h100-sxm" in row)
+    assert "mem. TB/s" in result.stdout and "3.35" in line
+
+
+def test_cost_table_has_region_and_intensity_and_a_price_hint() -> None:
+    result = runner.invoke(app, ["estimate-cost", "llama-2-7b", "--gpu", "l4", "--region", "aws:us-east-1"])
+    assert result.exit_code == 0
+    assert "aws:us-east-1" in result.stdout and "0.2448" in result.stdout
+    assert "no default price for l4: pass --price-per-gpu-hour" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("gpus: []\n", "expected a mapping with 'accelerators'"),
+     ("accelerators: {name: x}\n", "must be a list of mappings"),
+     ("accelerators:\n  - {name: x, memory_gb: 8}\n", "peak_tflop_per_s"),
+     ("accelerators:\n  - {name: x, memory_gb: -8, peak_tflop_per_s: {bf16: 1}}\n", "memory_gb: must be a positive"),
+     ("accelerators:\n  - {name: x, memory_gb: 8, peak_tflop_per_s: {bf16: 1}, colour: red}\n", "unknown field")],
+)  # fmt: skip
+def test_bad_user_catalogs_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["gpus", "--catalog", str(path)])
+    assert result.exit_code == 1 and message in result.stderr, result.output
