@@ -1,7 +1,8 @@
 """Command-line interface: parse arguments, call the library, render. No arithmetic here.
 
 Exit codes: 0 ok, 1 user error (unknown preset, invalid file or value), 2 usage error (bad option),
-3 a budget or regression threshold exceeded, 130 interrupted.
+3 a budget or regression threshold exceeded, 4 a regression gate with nothing to compare (bench --baseline),
+128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _root(
 
 EXIT_USER_ERROR = 1
 EXIT_THRESHOLD = 3
+EXIT_NOTHING_COMPARED = 4
 EXIT_INTERRUPTED = 130
 
 

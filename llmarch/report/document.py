@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +51,8 @@ from llmarch.report.format import (
 FIGURES: dict[str, str] = {
     "params": "Parameters by component, as shares of each model's total",
     "kv_cache": "KV cache against context length, one line per model",
-    "bench": "Attention benchmark: median latency and achieved TFLOP/s against sequence length, by phase",
+    "bench": "Attention benchmark: median latency (IQR bars) and share of the measured roofline against sequence "
+    "length, by phase",
 }
 
 
@@ -120,14 +120,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Cell | None]], numeric
     return Table(tuple(headers), cells, flags[: len(headers)])
 
 
-# -- reading a bench JSON, defensively ---------------------------------------------------------------------
+# -- reading a bench JSON, defensively (the schema and reader: llmarch.catalog.bench_results) -------------------
 
-_BENCH_TEXT = ("variant", "impl", "phase", "dtype", "device", "skipped_reason")
-_BENCH_INT = ("batch", "seq_len", "n_heads", "n_kv_heads", "d_head", "window", "peak_memory_bytes")
-_BENCH_REAL = ("median_s", "iqr_s", "achieved_flop_per_s", "achieved_bytes_per_s", "roofline_fraction",
-               "predicted_s", "max_abs_error")  # fmt: skip
-#: Environment keys of a bench document shown in the report (the device, software and dtype it measured).
-_BENCH_ENVIRONMENT = ("device_name", "device", "torch", "cuda", "dtype", "threads", "cpu")
+#: The keys of a bench result the report shows.
+_BENCH_KEYS = ("variant", "impl", "phase", "dtype", "device", "skipped_reason", "batch", "seq_len", "n_heads",
+               "n_kv_heads", "d_head", "window", "peak_memory_bytes", "median_s", "iqr_s", "achieved_flop_per_s",
+               "achieved_bytes_per_s", "roofline_fraction", "predicted_s", "max_abs_error")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ class BenchData:
     """The results of a `llmarch bench --format json` document, each reduced to the keys the report uses."""
 
     source: str  # the file's name (not its path: a path would differ from run to run)
-    environment: dict[str, Any]  # scalar entries of the document's environment, in _BENCH_ENVIRONMENT order
+    environment: dict[str, Any]  # scalar entries of the document's environment (bench_results.ENVIRONMENT_FIELDS)
     measured_peaks: dict[str, Any]
     rows: list[dict[str, Any]]
     n_unreadable: int  # results that were not objects
@@ -144,63 +142,17 @@ class BenchData:
         return dataclasses.asdict(self)
 
 
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    return value
-
-
-def _real(value: Any) -> float | None:
-    """A finite, non-negative number (times, rates, fractions, errors), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
-
-
 def read_bench(document: Any, *, source: str) -> BenchData:
-    """The rows of a parsed bench JSON (schema_version 1, a `results` list); unknown keys are ignored,
-    missing or mistyped values become None, skipped results are kept with their `skipped_reason`.
-    A document that is not a bench document is an InvalidValueError naming `source`."""
-    if not isinstance(document, dict):
-        raise InvalidValueError(f"--bench {source}: expected a JSON object from 'llmarch bench --format json'")
-    if document.get("schema_version") != 1:
-        version = document.get("schema_version")
-        raise InvalidValueError(f"--bench {source}: unsupported schema_version {version!r} (this llmarch reads 1)")
-    results = document.get("results")
-    if not isinstance(results, list):
-        raise InvalidValueError(f"--bench {source}: no 'results' list; is it the JSON of 'llmarch bench'?")
-    rows: list[dict[str, Any]] = []
-    unreadable = 0
-    for item in results:
-        if not isinstance(item, dict):
-            unreadable += 1
-            continue
-        row: dict[str, Any] = {key: _text(item.get(key)) for key in _BENCH_TEXT}
-        row.update({key: _int(item.get(key)) for key in _BENCH_INT})
-        row.update({key: _real(item.get(key)) for key in _BENCH_REAL})
-        if row["median_s"] is not None and row["median_s"] <= 0:
-            row["median_s"] = None
-        rows.append(row)
-    env = document.get("environment")
-    env = env if isinstance(env, dict) else {}
-    environment = {
-        key: env[key]
-        for key in _BENCH_ENVIRONMENT
-        if isinstance(env.get(key), (str, int, float)) and not isinstance(env.get(key), bool)
-    }
-    peaks = env.get("measured_peaks")
-    measured = {
-        str(k): v
-        for k, v in (peaks.items() if isinstance(peaks, dict) else ())
-        if isinstance(v, (str, int, float)) and not isinstance(v, bool)
-    }
-    return BenchData(source, environment, measured, rows, unreadable)
+    """The rows of a parsed bench JSON, read leniently by `bench_results.read_bench_results` (unknown keys
+    ignored, missing or mistyped values None, skipped results kept with their `skipped_reason`). A document
+    that is not a bench document is an InvalidValueError naming `source`."""
+    from llmarch.catalog.bench_results import read_bench_results
+
+    results = read_bench_results(document, source=f"--bench {source}")
+    peaks = results.environment.measured_peaks
+    rows = [{key: getattr(row, key) for key in _BENCH_KEYS} for row in results.rows]
+    measured = {} if peaks is None else peaks.scalars()
+    return BenchData(source, results.environment.scalars(), measured, rows, results.n_unreadable)
 
 
 # -- collecting the numbers ---------------------------------------------------------------------------------

@@ -129,72 +129,175 @@ def kv_curves_png(curves: Sequence[dict[str, Any]], *, batch: int, dtype: str) -
     return png_bytes(figure)
 
 
-def draw_bench_curves(latency_axis: Any, throughput_axis: Any, rows: Sequence[dict[str, Any]], *, phase: str) -> None:
-    """One benchmark phase: median latency (left) and achieved throughput (right) against sequence length.
+# -- `llmarch bench --plot` and the report's benchmark figure ----------------------------------------------------
 
-    `rows` are bench results (the keys of `llmarch bench --format json`); rows of other phases, skipped rows
-    and rows without a median are left out. Throughput is the achieved TFLOP/s, or for decode, which is bound
-    by memory bandwidth, the achieved GB/s. One colour per variant, one line style and marker per
-    implementation; the batch is named in the label when the rows have several.
-    """
-    from matplotlib.ticker import FuncFormatter, LogFormatter
+_BENCH_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
+_BENCH_MARKERS = "osD^vP*Xh<"
 
-    class PlainLogFormatter(LogFormatter):
-        """LogFormatter's choice of which ticks to label, written as plain numbers (0.6, not 6e-01)."""
 
-        def __call__(self, x: float, pos: int | None = None) -> str:
-            return f"{x:g}" if super().__call__(x, pos) else ""
+def si_seconds(value: float) -> str:
+    """A tick label for seconds in plain numbers with an SI unit: 0.0004 -> "400 µs", 2.5 -> "2.5 s"."""
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if value >= scale * 0.9995:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
 
-    rows = [r for r in rows if r.get("phase") == phase and r.get("median_s") and r.get("seq_len")]
-    rate_key, rate_scale, rate_label = (
-        ("achieved_bytes_per_s", 1e9, "achieved GB/s (memory-bound)")
-        if phase == "decode"
-        else ("achieved_flop_per_s", 1e12, "achieved TFLOP/s")
-    )
-    variants = list(dict.fromkeys(r.get("variant") for r in rows))
-    impls = list(dict.fromkeys(r.get("impl") for r in rows))
-    several_batches = len({r.get("batch") for r in rows}) > 1
-    lines: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
+
+def tokens_label(value: float) -> str:
+    """A sequence-length tick: 512 -> "512", 2048 -> "2k", 32768 -> "32k"."""
+    return f"{value / 1024:g}k" if value >= 1024 else f"{value:g}"
+
+
+def _log_seconds_axis(axis: Any, values: Sequence[float]) -> None:
+    """A log axis of seconds labelled in plain numbers and SI units, ticks at 1-2-5 over a short span."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    positive = [v for v in values if v > 0]
+    span = math.log10(max(positive) / min(positive)) if positive else 0.0
+    axis.set_yscale("log")
+    axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if span < 2.5 else (1.0,)))
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda y, _: si_seconds(y)))
+    axis.yaxis.set_minor_formatter(NullFormatter())
+
+
+Series = dict[tuple[Any, Any], list[dict[str, Any]]]
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _plottable(row: dict[str, Any]) -> bool:
+    """A row with a phase, a positive median and sequence length (anything else is left out of plots)."""
+    return bool(row.get("phase")) and _positive(row.get("median_s")) and _positive(row.get("seq_len"))
+
+
+def _bench_series(rows: Sequence[dict[str, Any]], phase: str, batch: Any) -> Series:
+    series: Series = {}
     for row in rows:
-        lines.setdefault((row.get("variant"), row.get("impl"), row.get("batch")), []).append(row)
-    for (variant, impl, batch), points in lines.items():
-        points = sorted(points, key=lambda r: r["seq_len"])
-        style = {
-            "color": f"C{variants.index(variant) % 10}",
-            "linestyle": _LINESTYLES[impls.index(impl) % len(_LINESTYLES)],
-            "marker": _MARKERS[impls.index(impl) % len(_MARKERS)],
-            "markersize": 4,
-            "label": f"{variant}/{impl}" + (f" B={batch}" if several_batches else ""),
-        }
-        latency_axis.plot([p["seq_len"] for p in points], [p["median_s"] * 1e3 for p in points], **style)
-        rated = [p for p in points if p.get(rate_key)]
-        if rated:
-            throughput_axis.plot([p["seq_len"] for p in rated], [p[rate_key] / rate_scale for p in rated], **style)
-    for axis in (latency_axis, throughput_axis):
+        if row.get("phase") == phase and row.get("batch") == batch and _plottable(row):
+            series.setdefault((row.get("variant"), row.get("impl")), []).append(row)
+    return {key: sorted(points, key=lambda r: r["seq_len"]) for key, points in series.items()}
+
+
+def _spread(points: Sequence[dict[str, Any]], scale: Any) -> list[list[float]]:
+    """Error bars [below, above] of `scale(row, time)` between the quartiles (median +- IQR/2 without them)."""
+    below, above = [], []
+    for p in points:
+        median = p["median_s"]
+        half = (p.get("iqr_s") or 0.0) / 2
+        q1, q3 = p.get("q1_s") or max(median - half, median * 1e-3), p.get("q3_s") or median + half
+        values = sorted((scale(p, q1), scale(p, q3)))
+        centre = scale(p, median)
+        below.append(max(0.0, centre - values[0]))
+        above.append(max(0.0, values[1] - centre))
+    return [below, above]
+
+
+def draw_bench_curves(
+    latency_axis: Any, roofline_axis: Any, rows: Sequence[dict[str, Any]], *, phase: str, batch: Any = 1,
+    variants: Sequence[Any] | None = None, impls: Sequence[Any] | None = None,
+) -> None:  # fmt: skip
+    """One benchmark phase and batch: median latency with IQR bars (left) and the share of the measured
+    roofline reached, predicted_s / median_s, with its 100% line (right), against sequence length.
+
+    `rows` are bench results (the keys of `llmarch bench --format json`); rows of other phases or batches,
+    skipped rows and rows without a median are left out. One colour per variant, one line style and marker
+    per implementation (`variants`, `impls`: their order, shared across panels). A share above 100% is
+    circled in red: a measurement problem (a cache-resident working set, a roofline measured in a slow
+    spell), not a result. Rows without a roofline share show achieved TFLOP/s (GB/s for decode) instead.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    series = _bench_series(rows, phase, batch)
+    variants = list(variants or dict.fromkeys(k[0] for k in series))
+    impls = list(impls or dict.fromkeys(k[1] for k in series))
+    shares = any(_positive(p.get("roofline_fraction")) for points in series.values() for p in points)
+    rate_key, rate_scale = ("achieved_bytes_per_s", 1e9) if phase == "decode" else ("achieved_flop_per_s", 1e12)
+    highest = 100.0
+    for (variant, impl), points in series.items():
+        style = {"color": f"C{variants.index(variant) % 10}", "linestyle": _BENCH_STYLES[impls.index(impl) % 7],
+                 "marker": _BENCH_MARKERS[impls.index(impl) % 10], "markersize": 4, "linewidth": 1.3,
+                 "capsize": 2, "elinewidth": 0.8}  # fmt: skip
+        x = [p["seq_len"] for p in points]
+        latency_axis.errorbar(x, [p["median_s"] for p in points], yerr=_spread(points, lambda p, t: t), **style)
+        if shares:
+            shown = [p for p in points if _positive(p.get("roofline_fraction"))]
+            y = [100 * p["roofline_fraction"] for p in shown]
+            share = lambda p, t: 100 * p["roofline_fraction"] * p["median_s"] / t  # noqa: E731
+            roofline_axis.errorbar([p["seq_len"] for p in shown], y, yerr=_spread(shown, share), **style)
+            over = [(p["seq_len"], v) for p, v in zip(shown, y, strict=True) if v > 100]
+            if over:
+                roofline_axis.plot(*zip(*over, strict=True), linestyle="none", marker="o", markersize=11,
+                                   markerfacecolor="none", markeredgecolor="red", markeredgewidth=1.5)  # fmt: skip
+            highest = max([highest, *y])
+        else:
+            rated = [p for p in points if _positive(p.get(rate_key))]
+            roofline_axis.plot([p["seq_len"] for p in rated], [p[rate_key] / rate_scale for p in rated],
+                               **{k: v for k, v in style.items() if k not in ("capsize", "elinewidth")})  # fmt: skip
+    seq_lens = sorted({p["seq_len"] for points in series.values() for p in points})
+    for axis in (latency_axis, roofline_axis):
         axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
-        axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1024:g}k" if x >= 1024 else f"{x:g}"))
-        axis.yaxis.set_major_formatter(PlainLogFormatter())
-        axis.yaxis.set_minor_formatter(PlainLogFormatter(minor_thresholds=(2, 0.5)))
-        axis.set_xlabel("sequence length (tokens)" if phase != "decode" else "context length (tokens)")
-        axis.grid(True, which="both", alpha=0.3)
-        if axis.lines:
-            axis.legend(fontsize=7)
-    latency_axis.set_ylabel("median latency (ms)")
-    latency_axis.set_title(f"{phase}: latency")
-    throughput_axis.set_ylabel(rate_label)
-    throughput_axis.set_title(f"{phase}: throughput")
+        axis.xaxis.set_major_locator(FixedLocator(seq_lens))
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: tokens_label(x)))
+        axis.xaxis.set_minor_locator(NullLocator())
+        axis.set_xlabel("context length (tokens)" if phase == "decode" else "sequence length (tokens)")
+        axis.grid(True, which="major", alpha=0.3)
+    _log_seconds_axis(latency_axis, [p["median_s"] for points in series.values() for p in points])
+    latency_axis.set_ylabel("median latency (bars: IQR)")
+    latency_axis.set_title(f"{phase}, batch {batch}: latency", fontsize=10)
+    if shares:
+        roofline_axis.axhline(100, color="black", linestyle="--", linewidth=1.2)
+        roofline_axis.set_ylim(0, max(110.0, 1.08 * highest))
+        roofline_axis.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}%"))
+        roofline_axis.set_ylabel("share of the measured roofline")
+        roofline_axis.set_title(f"{phase}, batch {batch}: roofline share", fontsize=10)
+    else:
+        roofline_axis.set_yscale("log")
+        roofline_axis.set_ylabel("achieved GB/s" if phase == "decode" else "achieved TFLOP/s")
+        roofline_axis.set_title(f"{phase}, batch {batch}: throughput", fontsize=10)
 
 
-def bench_png(rows: Sequence[dict[str, Any]]) -> bytes | None:
-    """Latency and throughput against sequence length (`draw_bench_curves`), one row of panels per phase, as PNG
-    bytes (None: no row with a median to draw)."""
-    phases = list(dict.fromkeys(r["phase"] for r in rows if r.get("phase") and r.get("median_s") and r.get("seq_len")))
-    if not phases:
+def _bench_legend(figure: Any, variants: Sequence[Any], impls: Sequence[Any]) -> None:
+    """One legend outside the panels, at the right: variants (colours), implementations (line styles), and
+    the two roofline marks."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=f"C{i % 10}", linewidth=2.5, label=str(v)) for i, v in enumerate(variants)]
+    handles += [Line2D([], [], color="0.35", linestyle=_BENCH_STYLES[i % 7], marker=_BENCH_MARKERS[i % 10],
+                       label=str(m)) for i, m in enumerate(impls)]  # fmt: skip
+    handles += [
+        Line2D([], [], color="black", linestyle="--", label="measured roofline (100%)"),
+        Line2D([], [], linestyle="none", marker="o", markersize=9, markerfacecolor="none", markeredgecolor="red",
+               label="above 100%: measurement problem"),
+    ]  # fmt: skip
+    figure.legend(handles=handles, loc="outside right upper", fontsize=8, title="variant / impl", title_fontsize=8)
+
+
+def bench_png(rows: Sequence[dict[str, Any]], *, title: str | None = None) -> bytes | None:
+    """The benchmark figure as PNG bytes (None: no row with a median to draw): one row of panels per phase
+    and batch, latency with IQR bars beside the roofline share (`draw_bench_curves`), one legend outside."""
+    drawn = [r for r in rows if _plottable(r)]
+    if not drawn:
         return None
+    order = {"prefill": 0, "decode": 1, "chunked_prefill": 2}
+    panels = sorted(
+        {(r["phase"], r.get("batch")) for r in drawn},
+        key=lambda pb: (order.get(pb[0], 3), str(pb[0]), pb[1] if isinstance(pb[1], int) else 0),
+    )
+    variants = list(dict.fromkeys(r.get("variant") for r in drawn))
+    impls = list(dict.fromkeys(r.get("impl") for r in drawn))
     plt = _pyplot()
-    figure, axes = plt.subplots(len(phases), 2, figsize=(13, 4 * len(phases)), squeeze=False)
-    for (left, right), phase in zip(axes, phases, strict=True):
-        draw_bench_curves(left, right, rows, phase=phase)
-    figure.tight_layout()
-    return png_bytes(figure)
+    figure, axes = plt.subplots(len(panels), 2, figsize=(12.5, 3.6 * len(panels) + (0.8 if title else 0.3)),
+                                squeeze=False, layout="constrained")  # fmt: skip
+    for (left, right), (phase, batch) in zip(axes, panels, strict=True):
+        draw_bench_curves(left, right, drawn, phase=phase, batch=batch, variants=variants, impls=impls)
+    _bench_legend(figure, variants, impls)
+    if title:
+        figure.suptitle(title.replace("; ", "\n"), fontsize=9)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
