@@ -89,3 +89,27 @@ def test_help_reads_at_80_columns(command: str) -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     for option in ("--format", "--output") if command not in ("report", "bench") else ():
         assert option in text
+
+
+# -- the preset schema -----------------------------------------------------------------------------------------
+def test_schema_lists_every_preset_field_with_a_meaning() -> None:
+    import dataclasses
+
+    from llmarch.core.config import ArchConfig, TrainingMeta
+    from llmarch.core.fields import preset_fields
+
+    document = _json("schema")
+    assert document["results"] == [dict(r) for r in preset_fields()]
+    fields = {r["field"]: r for r in document["results"]}
+    expected = {f.name for f in dataclasses.fields(ArchConfig)} - {"training"}
+    expected |= {f"training.{f.name}" for f in dataclasses.fields(TrainingMeta)}
+    assert set(fields) == expected
+    assert all(r["meaning"] for r in fields.values()), [k for k, r in fields.items() if not r["meaning"]]
+    assert fields["n_kv_heads"]["meaning"].startswith("Key/value heads") and not fields["n_kv_heads"]["required"]
+    assert fields["d_model"]["required"] and fields["n_shared_experts"]["default"] == 0
+    assert _json("schema", "--section", "training")["results"][0]["field"] == "training.tokens"
+
+
+def test_an_unknown_field_points_to_the_schema_command() -> None:
+    result = runner.invoke(app, ["show", "llama-2-7b:colour=red"])
+    assert result.exit_code == 1 and "llmarch schema" in result.stderr

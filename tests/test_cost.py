@@ -62,7 +62,7 @@ def test_training_flops_exact_and_6nd() -> None:
 
 def test_resolve_tokens() -> None:
     llama = load("llama-65b")
-    assert cost.resolve_tokens(llama, None) == (1.4e12, "published (preset training.tokens)")
+    assert cost.resolve_tokens(llama, None) == (1.4e12, f"preset training.tokens: {llama.training.source}")
     tokens, source = cost.resolve_tokens(llama, "chinchilla")
     assert tokens == chinchilla_tokens(llama) == 20 * 65_285_660_672 and source.startswith("chinchilla")
     assert cost.resolve_tokens(llama, "2T") == (2e12, "given")

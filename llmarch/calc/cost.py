@@ -83,7 +83,7 @@ def resolve_tokens(config: ArchConfig, tokens: str | float | None) -> tuple[floa
             raise InvalidValueError(
                 f"{config.name} has no published training tokens; pass --tokens (a count like 2T, or chinchilla)"
             )
-        return float(config.training.tokens), "published (preset training.tokens)"
+        return float(config.training.tokens), f"preset training.tokens: {config.training.source or 'no source given'}"
     if isinstance(tokens, str) and tokens.strip().lower() == "chinchilla":
         return chinchilla_tokens(config), "chinchilla (20 tokens per parameter, Hoffmann et al. 2022)"
     if isinstance(tokens, str) and tokens.strip().startswith("-"):

@@ -314,15 +314,43 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
         for key in ("hf_id", "reference_params", "reference_exact", "reference_source", "description", "notes"):
             parent_raw.pop(key, None)
         parent_raw.setdefault("family", parent_raw.get("family", ""))
-        raw = _merge(parent_raw, raw)
+        inherited = {k: v for k, v in parent_raw.items() if k != "name"}  # a derived preset is named by its file
+        raw = _merge(inherited, {**raw, **derived_provenance(parent_raw, raw, by=where, parent=parent)})
     if override_text is not None:
         changes = parse_overrides(override_text, origin=spec)
-        raw = _merge(raw, changes)
+        raw = _merge(raw, {**changes, **derived_provenance(raw, changes, by="an inline override", parent=base_spec)})
         for key in ("hf_id", "reference_params", "reference_exact", "reference_source"):
             if key not in changes:
                 raw.pop(key, None)
         raw["name"] = changes.get("name", spec)
     return raw, where
+
+
+#: Fields that describe a preset rather than its shape: changing them does not make another architecture.
+_IDENTITY_KEYS = ("name", "extends", "source", "training", "description", "notes", "family", "year")
+
+
+def derived_provenance(base: dict[str, Any], child: dict[str, Any], *, by: str, parent: str) -> dict[str, Any]:
+    """`source` and `training.source` for a preset derived from preset `parent` (raw mapping `base`) by `child` (the
+    keys the user wrote, in file `by` or an inline override): what changed, and that the user's file is the
+    source; the parent's sources are quoted, not claimed. Keys the child sets itself are kept."""
+    changed = [k for k in child if k not in _IDENTITY_KEYS and child[k] != base.get(k)]
+    out: dict[str, Any] = {}
+    if "source" not in child:
+        what = f"changes {', '.join(changed)}" if changed else "changes no shape field"
+        out["source"] = f"{by}: {parent} {what} (shapes otherwise from {parent}: {base.get('source') or '-'})"
+    parent_training = base.get("training") if isinstance(base.get("training"), dict) else {}
+    child_training = child.get("training") if isinstance(child.get("training"), dict) else {}
+    if "source" in child_training or not (parent_training or child_training):
+        return out
+    facts = [f"training.{k}" for k, v in child_training.items() if v != parent_training.get(k)]
+    quoted = parent_training.get("source") or "no source given"
+    if facts:
+        note = f"{by} sets {', '.join(facts)}; other facts are {parent}'s published run ({quoted})"
+    else:
+        note = f"{parent}'s published run, not this variant's ({quoted})"
+    out["training"] = {**child_training, "source": note}
+    return out
 
 
 def _read_hf_json(path: Path) -> dict[str, Any]:

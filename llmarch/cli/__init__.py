@@ -16,6 +16,7 @@ from typing import Any
 COMMAND_MODULES: dict[str, str] = {
     "presets": "architectures",
     "show": "architectures",
+    "schema": "schema",
     "compare": "architectures",
     "estimate-cost": "cost",
     "gpus": "cost",
