@@ -451,8 +451,9 @@ def test_the_roofline_is_the_best_measurement_of_the_run(machine: FakeTimer, mon
 
 
 def test_shares_above_the_roofline_and_non_monotone_times_are_flagged(machine: FakeTimer) -> None:
-    # The S=16 case runs 4x faster than its roofline (a cache-resident working set), and is then faster
-    # than... no: slower than S=32, which runs at a tenth of its roofline time... set by per-case factors.
+    # Decode at S=16 runs in an eighth of the fake machine's time (about 4x faster than its roofline: a
+    # cache-resident working set), S=32 in a hundredth (about 50x): both above 100%, and S=16, with half the
+    # work, takes longer than S=32: the pair is out of order.
     machine.per_case = lambda r: {16: 0.125, 32: 0.01}[r.seq_len]
     settings = S.resolve_settings(variants=("mha",), impls=("sdpa",), phases=("decode",), **TINY)
     records = {r["seq_len"]: r for r in harness.run(settings).records}
@@ -820,6 +821,7 @@ def _plot_rows() -> list[dict[str, object]]:
             rows.append({"variant": "gqa", "impl": impl, "phase": "decode", "batch": 1, "seq_len": seq_len,
                          "median_s": median, "iqr_s": median / 5, "q1_s": 0.9 * median, "q3_s": 1.1 * median,
                          "roofline_fraction": 1.2 if (impl, seq_len) == ("sdpa", 128) else 0.4 / speed,
+                         "non_monotone": (impl, seq_len) == ("eager", 512),
                          "achieved_bytes_per_s": 1e10})  # fmt: skip
     return rows
 
@@ -841,6 +843,9 @@ def test_bench_plot_has_the_roofline_line_iqr_bars_and_plain_ticks() -> None:
     # One red ring, on the share above 100% (sdpa at S=128).
     rings = [line for line in share.get_lines() if line.get_markeredgecolor() == "red"]
     assert len(rings) == 1 and list(rings[0].get_xdata()) == [128] and list(rings[0].get_ydata()) == [120.0]
+    # The non-monotone point is boxed on the latency panel.
+    boxes = [line for line in latency.get_lines() if line.get_marker() == "s" and line.get_linestyle() == "None"]
+    assert len(boxes) == 1 and list(boxes[0].get_xdata()) == [512]
     # IQR bars: from q1 to q3 around the median (eager at S=128: 18 to 22 µs around 20).
     bars = latency.containers[0]
     segments = bars.lines[2][0].get_segments()
@@ -876,3 +881,17 @@ def test_bench_plot_legend_is_outside_the_panels() -> None:
     for axis in figure.axes:
         assert not legend.overlaps(axis.get_window_extent(renderer))
     real_close(figure)
+
+
+def test_a_roofline_that_cannot_be_allocated_is_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory\nmore")
+
+    monkeypatch.setattr(timing, "_measure_peaks", refuse)
+    with pytest.raises(InvalidValueError, match=r"^cannot measure the roofline \(\[enforce fail .*memory\); free"):
+        timing.measure_peaks(S.resolve_settings(**TINY), timer=FakeTimer())
+    # Little memory left (1 MiB x 8): the copy shrinks to an eighth of it instead of failing.
+    monkeypatch.undo()
+    monkeypatch.setattr(timing, "free_memory_bytes", lambda device: (8.0 * 2**20, "RLIMIT_AS"))
+    peaks = timing.measure_peaks(S.resolve_settings(**TINY), timer=FakeTimer(), quick=True, budget_s=0.01)
+    assert peaks.copy_bytes == 2.0 * 2**20

@@ -63,6 +63,7 @@ from llmarch.bench.timing import (
     peak_memory_bytes,
 )
 from llmarch.catalog.bench_results import BenchRow, MeasuredPeaks
+from llmarch.core.errors import InvalidValueError
 
 #: Robust coefficient of variation above which a measurement is flagged noisy.
 NOISY_CV = 0.10
@@ -366,7 +367,8 @@ def _sweep(
         if peaks is None:  # measure again: the roofline is the best the device did in this run
             advance("measuring the roofline again", 0)
             assert bench_run.peaks is not None
-            _set_peaks(bench_run, bench_run.peaks.combined(measure_peaks(settings, timer=timer, budget_s=0.1)))
+            with contextlib.suppress(InvalidValueError):  # memory short now: keep the roofline measured so far
+                _set_peaks(bench_run, bench_run.peaks.combined(measure_peaks(settings, timer=timer, budget_s=0.1)))
         _flag_order(bench_run)
         if on_update is not None:
             on_update(bench_run)

@@ -148,11 +148,25 @@ def measure_peaks(
     large tensor: its bytes read plus written), medians of blocks timed like the cases; plus the catalog's
     dense peak and memory bandwidth for a known GPU."""
     quick = settings.quick if quick is None else quick
-    dtype, device = TORCH_DTYPES[settings.dtype], settings.device
+    device = settings.device
     cuda = device == "cuda"
     n = (4096 if quick else 8192) if cuda else (1024 if quick else 2048)
     copy_bytes = (2**28 if quick else 2**30) if cuda else (2**26 if quick else 2**28)
     budget = budget_s if budget_s is not None else (0.2 if quick else 0.6)
+    found = free_memory_bytes(device)
+    if found is not None and 4 * copy_bytes > found[0]:  # source and destination in a quarter of what is left
+        copy_bytes = max(2**20, int(found[0] / 8))
+    try:
+        return _measure_peaks(settings, n, copy_bytes, timer, budget)
+    except (RuntimeError, MemoryError) as exc:  # an allocation refused (an rlimit, a cgroup, the device)
+        from llmarch.core.errors import InvalidValueError
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InvalidValueError(f"cannot measure the roofline ({first}); free memory or raise the limit") from None
+
+
+def _measure_peaks(settings: BenchSettings, n: int, copy_bytes: int, timer: Timer, budget: float) -> Peaks:
+    dtype, device, cuda = TORCH_DTYPES[settings.dtype], settings.device, settings.device == "cuda"
     gen = torch.Generator(device).manual_seed(settings.seed)
     a = torch.randn(n, n, generator=gen, device=device, dtype=dtype)
     b = torch.randn(n, n, generator=gen, device=device, dtype=dtype)

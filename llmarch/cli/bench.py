@@ -230,8 +230,8 @@ def _print_checks(run: BenchRun) -> None:
     drift = run.drift
     if drift is not None and drift.flagged:
         console.print(
-            f"run-wide drift: the reference matmul ran {100 * drift.matmul_change:+.0f}% and the copy "
-            f"{100 * drift.copy_change:+.0f}% faster at the end of the run than at its start (threshold "
+            f"run-wide drift: the reference matmul's rate changed {100 * drift.matmul_change:+.0f}% and the "
+            f"copy's {100 * drift.copy_change:+.0f}% from the start to the end of the run (threshold "
             f"{100 * drift.threshold:g}%): the machine changed speed; shapes timed early and late are not comparable"
         )
     records = run.records

@@ -207,7 +207,8 @@ def draw_bench_curves(
     skipped rows and rows without a median are left out. One colour per variant, one line style and marker
     per implementation (`variants`, `impls`: their order, shared across panels). A share above 100% is
     circled in red: a measurement problem (a cache-resident working set, a roofline measured in a slow
-    spell), not a result. Rows without a roofline share show achieved TFLOP/s (GB/s for decode) instead.
+    spell), not a result; a latency out of order with the same case at other lengths (`non_monotone`) is boxed.
+    Rows without a roofline share show achieved TFLOP/s (GB/s for decode) instead.
     """
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
@@ -223,6 +224,10 @@ def draw_bench_curves(
                  "capsize": 2, "elinewidth": 0.8}  # fmt: skip
         x = [p["seq_len"] for p in points]
         latency_axis.errorbar(x, [p["median_s"] for p in points], yerr=_spread(points, lambda p, t: t), **style)
+        unordered = [(p["seq_len"], p["median_s"]) for p in points if p.get("non_monotone")]
+        if unordered:
+            latency_axis.plot(*zip(*unordered, strict=True), linestyle="none", marker="s", markersize=10,
+                              markerfacecolor="none", markeredgecolor="0.2", markeredgewidth=1.0)  # fmt: skip
         if shares:
             shown = [p for p in points if _positive(p.get("roofline_fraction"))]
             y = [100 * p["roofline_fraction"] for p in shown]
@@ -272,6 +277,8 @@ def _bench_legend(figure: Any, variants: Sequence[Any], impls: Sequence[Any]) ->
         Line2D([], [], color="black", linestyle="--", label="measured roofline (100%)"),
         Line2D([], [], linestyle="none", marker="o", markersize=9, markerfacecolor="none", markeredgecolor="red",
                label="above 100%: measurement problem"),
+        Line2D([], [], linestyle="none", marker="s", markersize=9, markerfacecolor="none", markeredgecolor="0.2",
+               label="non-monotone in S: noise"),
     ]  # fmt: skip
     figure.legend(handles=handles, loc="outside right upper", fontsize=8, title="variant / impl", title_fontsize=8)
 
