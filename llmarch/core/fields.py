@@ -31,7 +31,6 @@ _PLAIN_MEANINGS = {
     "lm_head_bias": "Bias on the output projection.",
     "router_bias": "Bias on the MoE router.",
     "steps": "Optimizer steps of the published run.",
-    "lr_schedule": "Learning-rate schedule, e.g. cosine to 10%.",
     "warmup_steps": "Learning-rate warm-up steps.",
     "adam_beta1": "AdamW beta1.",
     "adam_beta2": "AdamW beta2.",
@@ -98,8 +97,10 @@ def preset_fields() -> tuple[dict[str, Any], ...]:
                 continue
             section, comment = comments.get(f.name, ("", ""))
             plain = _PLAIN_MEANINGS.get(f.name, "")
-            meaning = f"{plain}: {comment}" if plain and comment.lower().startswith(("e.g.", "as reported")) else (
-                comment or plain
+            meaning = (
+                f"{plain}: {comment}"
+                if plain and comment.lower().startswith(("e.g.", "as reported"))
+                else (comment or plain)
             )
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             rows.append(
