@@ -29,7 +29,7 @@ def test_moe_models_get_an_active_bar_that_sums_to_the_active_count() -> None:
     assert [label for label, _, _ in rows] == ["llama-2-7b", "mixtral-8x7b", "mixtral-8x7b (active)"]
     for _, groups, total in rows:
         assert sum(groups.values()) == total
-    label, groups, total = rows[2]
+    _, groups, total = rows[2]
     assert total == 12_879_925_248  # Mixtral-8x7B: 12.9B active of 46.7B (Jiang et al. 2024, arXiv:2401.04088)
     assert groups["attention"] == records[1]["groups"]["attention"] and groups["moe"] < records[1]["groups"]["moe"]
 

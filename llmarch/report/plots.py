@@ -147,6 +147,7 @@ def _hang_legend(figure: Any, axis: Any) -> None:
 
 # -- `llmarch report`: figures as PNG bytes (embedded in HTML, or written beside the Markdown) ---------------
 
+
 def png_bytes(figure: Any) -> bytes:
     """A figure as PNG bytes without run-dependent metadata (no timestamp, no software tag), and close it."""
     buffer = io.BytesIO()
