@@ -107,3 +107,28 @@ def test_an_unknown_key_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "did you mean 'seq_len'" in result.stderr
     result = runner.invoke(app, ["compare", "gpt-2", "--workload", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1 and "cannot read" in result.stderr
+
+
+def _report(tmp_path: Path, *args: str) -> dict:
+    target = tmp_path / "r.json"
+    result = runner.invoke(app, ["report", *args, "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    return json.loads(target.read_text())["results"][0]
+
+
+def test_report_keeps_training_and_serving_apart(tmp_path: Path, workload: Path) -> None:
+    """256 training GPUs stay a training cluster; serving runs on its own 8 GPUs (tp 8, one replica)."""
+    (tmp_path / "w2.yaml").write_text(WORKLOAD.replace("serving:\n", "serving:\n  n_gpus: 8\n  tp: 8\n"))
+    data = _report(tmp_path, "--workload", str(tmp_path / "w2.yaml"))
+    assert [m["name"] for m in data["models"]] == ["llama-3-8b", "mistral-7b"] and data["seq_len"] == 32768
+    cost = data["training"][0]["assumptions"]
+    assert (cost["n_gpus"], cost["tokens"], cost["recompute"]) == (256, 2e12, "selective")
+    serving = data["serving"][0]
+    assert (serving["n_gpus"], serving["tp"], serving["replicas"], serving["prompt_len"]) == (8, 8, 1, 4096)
+    memory = data["memory"][0]["assumptions"]
+    assert (memory["n_gpus"], memory["tp"], memory["recompute"]) == (256, 4, "selective")
+    # a side option on the command line wins over the file's section
+    flagged = _report(tmp_path, "--workload", str(tmp_path / "w2.yaml"), "--train-n-gpus", "512", "--mfu", "0.5")
+    given = flagged["training"][0]["assumptions"]
+    assert given["n_gpus"] == 512 and given["mfu"] == 0.5
+    assert flagged["training"][0]["gpu_hours"] == pytest.approx(data["training"][0]["gpu_hours"] * 0.4 / 0.5)

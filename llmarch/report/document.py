@@ -18,7 +18,7 @@ import base64
 import dataclasses
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -176,6 +176,12 @@ class ReportOptions:
     max_cost_usd: float | None = None
     max_co2e_kg: float | None = None
     max_days: float | None = None
+    # Settings of one side only, over the shared ones above: keywords of cost.estimate_training_cost and of
+    # the training part of training_memory.memory_estimate (n_gpus, tp, pp, zero, micro_batch, recompute, mfu,
+    # region, pue, usd_per_gpu_hour, ...), and of serving.estimate.estimate_inference (n_gpus, tp, kv_dtype,
+    # usd_per_gpu_hour, ...). Training n_gpus GPUs are a training cluster; serving n_gpus are replicas x tp.
+    training: Mapping[str, Any] = field(default_factory=dict)
+    serving: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def budgets(self) -> dict[str, float]:
@@ -211,6 +217,24 @@ class ReportData:
         return record
 
 
+#: Training settings of a report and the keyword of each calculator that takes them.
+_MEMORY_KEYS = ("n_gpus", "tp", "pp", "zero", "micro_batch", "recompute", "sequence_parallel", "dropout")
+_COST_KEYS = {"tokens": "tokens", "n_gpus": "n_gpus", "seq_len": "seq_len", "mfu": "mfu", "dtype": "dtype",
+              "recompute": "recompute", "flops_method": "flops_method", "price_per_gpu_hour": "usd_per_gpu_hour",
+              "usd_per_gpu_hour": "usd_per_gpu_hour", "power_w": "power_w", "pue": "pue", "region": "region",
+              "grid_intensity": "grid_kg_co2e_per_kwh", "grid_kg_co2e_per_kwh": "grid_kg_co2e_per_kwh"}  # fmt: skip
+
+
+def _memory_keywords(train: Mapping[str, Any]) -> dict[str, Any]:
+    """The training settings `memory_estimate` takes (the training part of the memory section)."""
+    return {key: train[key] for key in _MEMORY_KEYS if train.get(key) is not None}
+
+
+def _cost_keywords(train: Mapping[str, Any]) -> dict[str, Any]:
+    """The training settings `estimate_training_cost` takes, under its keyword names."""
+    return {_COST_KEYS[key]: value for key, value in train.items() if key in _COST_KEYS and value is not None}
+
+
 def collect(
     configs: Sequence[ArchConfig],
     options: ReportOptions = ReportOptions(),  # frozen, so a shared default is safe
@@ -241,21 +265,16 @@ def collect(
     n_gpus = options.tp if options.n_gpus is None else options.n_gpus
     models = comparison.compare_records(list(configs), seq_len=seq_len, batch=batch, dtype=options.dtype)
     curves = [comparison.kv_cache_curve(c, batch=batch, dtype=models[0]["dtype"]) for c in configs]
+    train = dict(options.training)
+    serve = {"tp": options.tp, "n_gpus": n_gpus, "batch": options.batch, **options.serving}
 
     serving, serving_notes = [], []
     memory = []
     for config in configs:
         estimate = inference.estimate_inference(
-            config,
-            acc,
-            prompt_len=options.prompt_len,
-            generate_len=options.generate_len,
-            batch=options.batch,
-            dtype=options.dtype,
-            tp=options.tp,
-            n_gpus=n_gpus,
-            flash=options.flash,
-        )
+            config, acc, prompt_len=options.prompt_len, generate_len=options.generate_len, dtype=options.dtype,
+            flash=options.flash, **serve,
+        )  # fmt: skip
         serving.append(estimate.to_record())
         if not estimate.fits:
             serving_notes.append(estimate.fit_message())
@@ -266,30 +285,22 @@ def collect(
             )
         memory.append(
             memory_plan.memory_estimate(
-                config,
-                batch=batch,
-                seq_len=seq_len,
-                dtype=options.dtype,
-                kv_dtype=estimate.kv_dtype,
-                n_gpus=n_gpus,
-                zero=options.zero,
-                tp=options.tp,
-                flash=options.flash,
-                accelerator_memory_bytes=acc.memory_bytes,
+                config, batch=batch, seq_len=train.get("seq_len", seq_len), dtype=options.dtype,
+                kv_dtype=estimate.kv_dtype, flash=options.flash, accelerator_memory_bytes=acc.memory_bytes,
+                **{"n_gpus": n_gpus, "zero": options.zero, "tp": options.tp, **_memory_keywords(train)},
             ).to_record()
-        )
+        )  # fmt: skip
 
     estimates: list[Any] = []
     training: list[dict[str, Any] | None] = []
     training_notes = []
+    cost_keywords = {"n_gpus": options.n_gpus, "seq_len": options.seq_len, **_cost_keywords(train)}
     for config in configs:
-        if options.tokens is None and config.training.tokens is None:
+        if options.tokens is None and train.get("tokens") is None and config.training.tokens is None:
             training.append(None)
             training_notes.append(f"{config.name}: no published training tokens; pass --tokens (2T, or chinchilla)")
             continue
-        estimate = cost.estimate_training_cost(
-            config, acc, tokens=options.tokens, n_gpus=options.n_gpus, seq_len=options.seq_len
-        )
+        estimate = cost.estimate_training_cost(config, acc, **{"tokens": options.tokens, **cost_keywords})
         estimates.append(estimate)
         training.append(estimate.to_record())
     budgets = options.budgets
