@@ -62,6 +62,17 @@ def test_seq_len_32k_on_the_command_line_is_32768_tokens() -> None:
     assert result.exit_code == 2 and "at least 1" in result.output
 
 
+def test_every_commands_counts_take_human_numbers() -> None:
+    memory = _json("memory", "llama-2-7b", "--seq-len", "8k", "--n-gpus", "1k", "--tp", "8")["results"][0]
+    assert (memory["assumptions"]["seq_len"], memory["assumptions"]["n_gpus"]) == (8192, 1000)
+    serving = _json("estimate-inference", "llama-3-8b", "--gpu", "h100-sxm", "--prompt", "4k", "--generate-len", "1k")
+    assert (serving["results"][0]["prompt_len"], serving["results"][0]["generate_len"]) == (4096, 1024)
+    cost = _json("estimate-cost", "llama-2-7b", "--gpu", "a100-80gb", "--n-gpus", "2k", "--max-cost", "10M")
+    assert cost["results"][0]["assumptions"]["n_gpus"] == 2000
+    bad = runner.invoke(app, ["memory", "llama-2-7b", "--zero", "4"])
+    assert bad.exit_code in (1, 2) and "4" in bad.output
+
+
 # -- regions -------------------------------------------------------------------------------------------------
 def test_aws_and_azure_regions_are_where_their_data_centres_are() -> None:
     virginia = hardware.grid_intensity("us-va")

@@ -132,3 +132,11 @@ def test_report_keeps_training_and_serving_apart(tmp_path: Path, workload: Path)
     given = flagged["training"][0]["assumptions"]
     assert given["n_gpus"] == 512 and given["mfu"] == 0.5
     assert flagged["training"][0]["gpu_hours"] == pytest.approx(data["training"][0]["gpu_hours"] * 0.4 / 0.5)
+
+
+def test_the_same_serving_question_gets_the_same_answer_from_estimate_inference_and_report(tmp_path: Path) -> None:
+    path = tmp_path / "serve.yaml"
+    path.write_text("presets: [llama-3-8b]\ngpu: H100-SXM\nserving:\n  prompt_len: 4k\n  tp: 2\n  n_gpus: 4\n")
+    single = _json("estimate-inference", "--workload", str(path))["results"][0]
+    assert (single["prompt_len"], single["tp"], single["replicas"]) == (4096, 2, 2)
+    assert _report(tmp_path, "--workload", str(path))["serving"][0] == single

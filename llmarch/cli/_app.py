@@ -216,7 +216,9 @@ def render(
 # -- human numbers ------------------------------------------------------------------------------------------
 
 
-def parse_human_int(text: str | int, *, option: str = "value", minimum: int = 0, length: bool = False) -> int:
+def parse_human_int(
+    text: str | int, *, option: str = "value", minimum: int = 0, length: bool = False, maximum: int | None = None
+) -> int:
     """A whole number written for people: 4096, 32k, 2M, 1.5e3, 2_048. Lengths in tokens (`length`) take
     binary k/M (32k = 32768, as context windows are quoted); other counts decimal ones (2k GPUs = 2000).
     Raises typer.BadParameter (a usage error naming `option`) for anything else or below `minimum`."""
@@ -232,6 +234,8 @@ def parse_human_int(text: str | int, *, option: str = "value", minimum: int = 0,
         raise typer.BadParameter(f"{text!r} is not a whole number")
     if value < minimum:
         raise typer.BadParameter(f"must be at least {minimum}, got {text!r}")
+    if maximum is not None and value > maximum:
+        raise typer.BadParameter(f"must be at most {maximum}, got {text!r}")
     return int(value)
 
 
@@ -257,6 +261,61 @@ def amount_option(*decls: str, help: str, **kwargs: Any) -> Any:
     """A typer.Option for a non-negative real amount that accepts 1M, 2.5k, 1e6 (dollars, GPU-hours, kg)."""
     parser = functools.partial(parse_human_float, option=decls[0] if decls else "value")
     return typer.Option(*decls, parser=parser, metavar="X", help=help, **kwargs)
+
+
+#: Whole-number options that are lengths in tokens (binary k: 32k = 32768); other whole numbers are counts.
+LENGTH_OPTIONS = frozenset({"seq_len", "prompt_len", "generate_len", "context", "context_len", "prefill_chunk",
+                            "window", "chunk_size", "max_seq_len", "sliding_window"})  # fmt: skip
+#: Real-valued options written as amounts (1M dollars, 1.02M GPU-hours) and parsed as human numbers.
+AMOUNT_OPTIONS = frozenset({"max_cost", "max_co2e", "gpu_hours", "budget_usd", "price_per_gpu_hour"})
+
+
+def _option_info(hint: Any) -> tuple[tuple[Any, ...], Any] | None:
+    """(the non-None types of the annotation, its typer.OptionInfo) for an `Annotated[..., typer.Option()]`."""
+    import typing
+
+    from typer.models import OptionInfo
+
+    if typing.get_origin(hint) is not Annotated:
+        return None
+    base, *extras = typing.get_args(hint)
+    info = next((e for e in extras if isinstance(e, OptionInfo)), None)
+    kinds = tuple(t for t in (typing.get_args(base) or (base,)) if t is not type(None))
+    return (kinds, info) if info is not None else None
+
+
+def humanize_counts() -> None:
+    """Give every registered whole-number option the human-number parser (32k, 2M, 1e3), and the amount
+    options (AMOUNT_OPTIONS) theirs: one type for every count option, whichever module declares it. Options
+    with a parser or click type of their own are left alone; `min`/`max` move into the parser."""
+    import typing
+
+    for command in app.registered_commands:
+        callback = command.callback
+        hints = typing.get_type_hints(callback, include_extras=True) if callback else {}
+        for name, hint in hints.items():
+            found = _option_info(hint)
+            if found is None or found[1].parser is not None or found[1].click_type is not None:
+                continue
+            kinds, info = found
+            option = f"--{name.replace('_', '-')}"
+            if kinds == (int,):
+                info.parser = functools.partial(
+                    parse_human_int, option=option, minimum=int(info.min or 0), length=name in LENGTH_OPTIONS,
+                    maximum=None if info.max is None else int(info.max),
+                )  # fmt: skip
+                info.min = info.max = None
+                info.metavar = info.metavar or "N"
+            elif kinds == (float,) and name in AMOUNT_OPTIONS:
+                info.parser = functools.partial(parse_human_float, option=option)
+                info.metavar = info.metavar or "X"
+            else:
+                continue
+            # Under `from __future__ import annotations` each evaluation builds a new OptionInfo: store the
+            # evaluated annotation so that typer reads this one.
+            for function in (callback, getattr(callback, "__wrapped__", None)):
+                if function is not None:
+                    function.__annotations__[name] = hint
 
 
 def tidy_epilogs() -> None:

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render
+from llmarch.cli._app import (
+    CatalogOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    app,
+    handle_errors,
+    render,
+)
 
 
 class Law(StrEnum):
@@ -182,6 +190,7 @@ def design_command(
         str | None, typer.Option(help="Write the best design as a preset YAML file.", metavar="FILE")
     ] = None,
     plot: Annotated[str | None, typer.Option(help="Pareto plot PNG: training vs serving cost.", metavar="FILE")] = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

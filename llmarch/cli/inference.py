@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, resolve_specs
+from llmarch.cli._app import (
+    CatalogOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    WorkloadOption,
+    app,
+    handle_errors,
+    resolve_specs,
+)
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
 from llmarch.report.format import format_bytes, format_count, format_seconds, format_usd, format_value
 
@@ -290,6 +299,8 @@ def estimate_inference_command(
         str | None,
         typer.Option(metavar="FILE.png", help="Also draw throughput per GPU against TPOT and latency (matplotlib)."),
     ] = None,
+    workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
