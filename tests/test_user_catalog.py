@@ -108,3 +108,13 @@ def test_bad_user_catalogs_are_one_line_errors(tmp_path: Path, text: str, messag
     path.write_text(text)
     result = runner.invoke(app, ["gpus", "--catalog", str(path)])
     assert result.exit_code == 1 and message in result.stderr, result.output
+
+
+def test_node_overhead_adds_the_rest_of_the_server_to_each_gpu() -> None:
+    """DGX H100: ~10.2 kW maximum for 8 GPUs of 700 W, so ~575 W of CPUs, NICs and fans per GPU."""
+    plain = _json("estimate-cost", "--gpu-hours", "1000", "--gpu", "h100-sxm", "--pue", "1.1")["results"][0]
+    node = _json("estimate-cost", "--gpu-hours", "1000", "--gpu", "h100-sxm", "--pue", "1.1",
+                 "--node-overhead-w", "575")["results"][0]  # fmt: skip
+    assert plain["energy_kwh"] == pytest.approx(1000 * 700 / 1000 * 1.1)
+    assert node["energy_kwh"] == pytest.approx(1000 * (700 + 575) / 1000 * 1.1)
+    assert node["assumptions"]["power_w"] == 1275 and "575 W node overhead" in node["assumptions"]["power_source"]

@@ -127,6 +127,13 @@ def estimate_cost_command(
     power_w: Annotated[
         float | None, typer.Option(help="Power per device in W. Default: the catalog's (usually the TDP).")
     ] = None,
+    node_overhead_w: Annotated[
+        float | None,
+        typer.Option(
+            help="Server power per GPU beyond the GPU (CPUs, NICs, fans), added to --power-w: e.g. 575 for a "
+            "DGX H100 (10.2 kW max for 8 x 700 W GPUs). Default 0: GPU power x PUE only."
+        ),
+    ] = None,
     gpu_hours: Annotated[
         float | None,
         typer.Option(
@@ -165,6 +172,7 @@ def estimate_cost_command(
                 gpu=gpu,
                 usd_per_gpu_hour=price_per_gpu_hour,
                 n_gpus=n_gpus,
+                node_overhead_w=node_overhead_w,
             )
         ]
     else:
@@ -188,6 +196,7 @@ def estimate_cost_command(
                 pue=pue,
                 region=region,
                 grid_kg_co2e_per_kwh=grid_intensity,
+                node_overhead_w=node_overhead_w,
             )
             for config in presets.load_many(presets_)
         ]

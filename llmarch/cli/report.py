@@ -71,7 +71,7 @@ _SERVING_KEYS = ("n_gpus", "tp", "pp", "kv_dtype", "compute_dtype", "beam_width"
                  "flop_efficiency", "bandwidth_efficiency", "reserve_fraction")  # fmt: skip
 _TRAINING_KEYS = ("n_gpus", "tp", "pp", "zero", "micro_batch", "recompute", "sequence_parallel", "dropout",
                   "tokens", "seq_len", "mfu", "dtype", "flops_method", "price_per_gpu_hour", "power_w", "pue",
-                  "region", "grid_intensity")  # fmt: skip
+                  "region", "grid_intensity", "node_overhead_w")  # fmt: skip
 
 
 def _sides(workload: str | None, given: dict[str, object]) -> dict[str, dict[str, object]]:

@@ -222,7 +222,8 @@ _MEMORY_KEYS = ("n_gpus", "tp", "pp", "zero", "micro_batch", "recompute", "seque
 _COST_KEYS = {"tokens": "tokens", "n_gpus": "n_gpus", "seq_len": "seq_len", "mfu": "mfu", "dtype": "dtype",
               "recompute": "recompute", "flops_method": "flops_method", "price_per_gpu_hour": "usd_per_gpu_hour",
               "usd_per_gpu_hour": "usd_per_gpu_hour", "power_w": "power_w", "pue": "pue", "region": "region",
-              "grid_intensity": "grid_kg_co2e_per_kwh", "grid_kg_co2e_per_kwh": "grid_kg_co2e_per_kwh"}  # fmt: skip
+              "grid_intensity": "grid_kg_co2e_per_kwh", "grid_kg_co2e_per_kwh": "grid_kg_co2e_per_kwh",
+              "node_overhead_w": "node_overhead_w"}  # fmt: skip
 
 
 def _memory_keywords(train: Mapping[str, Any]) -> dict[str, Any]:
