@@ -124,3 +124,15 @@ def test_schema_lists_every_preset_field_with_a_meaning() -> None:
 def test_an_unknown_field_points_to_the_schema_command() -> None:
     result = runner.invoke(app, ["show", "llama-2-7b:colour=red"])
     assert result.exit_code == 1 and "llmarch schema" in result.stderr
+
+
+# -- columns -------------------------------------------------------------------------------------------------
+def test_custom_columns_keep_the_model_name_and_the_training_set_replaces_course() -> None:
+    result = runner.invoke(app, ["compare", "llama-7b", "mistral-7b", "--columns", "params_total,n_kv_heads",
+                                 "--format", "markdown"])  # fmt: skip
+    header = result.stdout.splitlines()[0]
+    assert result.exit_code == 0 and header == "| model | params | kv heads |"
+    assert "| mistral-7b | 7.24B | 8 |" in result.stdout
+    training = runner.invoke(app, ["compare", "llama-65b", "--columns", "training", "-f", "markdown"]).stdout
+    assert training == runner.invoke(app, ["compare", "llama-65b", "--columns", "course", "-f", "markdown"]).stdout
+    assert "1.4T" in training and "course" not in runner.invoke(app, ["compare", "--help"]).stdout

@@ -99,8 +99,8 @@ def compare_command(
     columns: Annotated[
         str,
         typer.Option(
-            help="Table columns: a named set (default, course, params, inference) or a comma list of record keys. "
-            "JSON and CSV always carry every field."
+            help="Table columns: a named set (default, training, params, inference) or a comma list of record "
+            "keys (the model name is always first). JSON and CSV always carry every field."
         ),
     ] = "default",
     seq_len: Annotated[
@@ -126,7 +126,7 @@ def compare_command(
     output: OutputOption = None,
 ) -> None:
     """Compare architectures side by side: parameters (exact, with breakdown), shapes, FLOPs, KV cache, training
-    facts. Column sets: default, course (the course's LLaMA table), params, inference."""
+    facts. Column sets: default, training (recipes as in the LLaMA paper's Table 2), params, inference."""
     from llmarch.calc import comparison
     from llmarch.catalog import presets
     from llmarch.report import tables as report
@@ -134,10 +134,12 @@ def compare_command(
     specs = resolve_specs(presets_, all_presets)
     configs = presets.load_many(specs)
     records = comparison.compare_records(configs, seq_len=seq_len, batch=batch, dtype=dtype)
-    if columns in comparison.COLUMN_SETS:
-        cols = list(comparison.COLUMN_SETS[columns])
+    named = comparison.COLUMN_SET_ALIASES.get(columns, columns)
+    if named in comparison.COLUMN_SETS:
+        cols = list(comparison.COLUMN_SETS[named])
     else:
         cols = report.select_columns(records, [c.strip() for c in columns.split(",") if c.strip()])
+        cols = ["name", *(c for c in cols if c != "name")]  # a row says which model it is
     render(records, cols, fmt=fmt, output=output, json_key="models")
     if plot is not None:
         from llmarch.report import plots
