@@ -27,6 +27,14 @@ def compare(models: Iterable[str | ArchConfig], **workload: Any) -> "pandas.Data
     return compare_frame([m if isinstance(m, ArchConfig) else load(m) for m in models], **workload)
 
 
+def estimate_inference(model: str | ArchConfig, gpu: str, **options: Any) -> Any:
+    """Serving estimate of one architecture on a GPU type (`llmarch.serving.estimate.estimate_inference`, the
+    records of `llmarch estimate-inference`): memory, the load, TTFT/TPOT/latency, tokens/s and cost."""
+    from llmarch.serving.estimate import estimate_inference as estimate
+
+    return estimate(model if isinstance(model, ArchConfig) else load(model), gpu, **options)
+
+
 __all__ = [
     "ArchConfig",
     "InvalidConfigError",
@@ -38,6 +46,7 @@ __all__ = [
     "__version__",
     "compare",
     "count_params",
+    "estimate_inference",
     "load",
     "load_all",
     "preset_names",

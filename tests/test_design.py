@@ -88,6 +88,16 @@ def test_sweep_keeps_the_band_and_counts_exactly(moe: tuple[int, int] | None) ->
         shapes.checked_config(shapes.row(found.shapes, int(index)), space, name="x", source="test")
 
 
+def test_pruning_keeps_exactly_the_same_shapes() -> None:
+    keys = ["d_model", "n_layers", "d_ff", "d_head", "n_kv_heads", "kind", "mla_kv_rank", "window", "global_every"]
+    for space in (shapes.ShapeSpace(), shapes.ShapeSpace(moe=(16, 2), d_heads=(128,))):
+        pruned, full = shapes.sweep(3e9, space), shapes.sweep(3e9, space, prune=False)
+        assert full.n_evaluated > pruned.n_evaluated
+        assert sorted(zip(*[pruned.shapes[k].tolist() for k in keys], strict=True)) == sorted(
+            zip(*[full.shapes[k].tolist() for k in keys], strict=True)
+        )
+
+
 def test_budgets_convert_gpu_time_at_the_mfu() -> None:
     peak = accelerator("h100-sxm").peak("bf16")
     by_hours = shapes.resolve_budget(gpu_hours=1e5, gpu="h100-sxm", mfu=0.5)

@@ -171,6 +171,9 @@ def test_default_load_is_max_throughput_and_targets_choose_the_largest_meeting_t
     assert impossible.batch == 1 and impossible.meets_targets is False
     rate = estimate_inference(llama, "a100-80gb", request_rate=1.0)
     assert rate.load_source == "request rate" and rate.requests_per_s is not None and rate.requests_per_s >= 1.0
+    assert rate.meets_targets is True
+    overloaded = estimate_inference(llama, "a100-80gb", request_rate=1000.0)
+    assert overloaded.meets_targets is False and overloaded.batch == overloaded.max_batch
 
 
 def test_published_batch_sizes_fit_and_excess_requests_queue() -> None:

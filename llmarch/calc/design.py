@@ -61,6 +61,8 @@ DEFAULT_GLOBAL_EVERY = (2, 6)
 DEFAULT_MLA_KV_RANKS = (512,)
 DEFAULT_MLA_ROPE_DIM = 64
 DEFAULT_TOLERANCE = 0.02
+DEFAULT_GPU = "h100-sxm"  # the accelerator designs are costed on unless --gpu says otherwise
+DEFAULT_TOP = 5
 ATTENTION_KINDS = ("gqa", "mla", "swa")
 
 # Attention variant codes in the sweep's arrays.
@@ -260,18 +262,20 @@ def _product(d_model: int, layers: Any, ffs: Any, rows: list[tuple[int, int, int
         "n_kv_heads": np.where((v[:, 0] == _MLA) | (v[:, 1] == 0), n_heads, v[:, 1]),
         "kind": v[:, 0],
         "mla_kv_rank": np.where(v[:, 0] == _MLA, v[:, 1], 0),
+        "kv_code": v[:, 1],  # the variant's KV heads (0 = MHA) or MLA rank: the layout, whatever the width
         "window": v[:, 2],
         "global_every": v[:, 3],
     }
 
 
-def _block(d_model: int, target: float, space: ShapeSpace) -> dict[str, Any] | None:
-    """Every shape with this d_model that can land in the size band: the product of n_layers, d_ff (within
-    the MLP ratio), head width and attention variant, as flat numpy arrays (None if there is none).
+def _block(d_model: int, target: float, space: ShapeSpace, *, prune: bool = True) -> dict[str, Any] | None:
+    """The shapes with this d_model that can land in the size band, as flat numpy arrays (None if none).
 
     n_layers is limited by the aspect ratio and by the band: with the smallest and largest layer the
     variants and d_ff range allow, layers outside [(N_low - outside) / largest, (N_high - outside) /
-    smallest] cannot reach the band whatever the rest.
+    smallest] cannot reach the band whatever the rest. Without `prune` the block is the full product of
+    those layers, every d_ff of the MLP ratio, head width and attention variant; with it, d_ff is limited
+    for each (layers, variant) to the multiples the band allows (the count is linear in d_ff).
     """
     import numpy as np
 
@@ -281,8 +285,7 @@ def _block(d_model: int, target: float, space: ShapeSpace) -> dict[str, Any] | N
     if not len(ffs) or not rows:
         return None
     probe = _product(d_model, [0, 1], ffs[[0, -1]], rows)  # zero and one layer, smallest and largest d_ff
-    total, active = shape_params(probe, space)
-    size = active if space.moe is not None else total
+    size = _size(probe, space)
     one = probe["n_layers"] == 1
     outside, per_layer = size[~one][0], size[one] - size[~one][0]
     n_low, n_high = target * (1 - space.tolerance), target * (1 + space.tolerance)
@@ -290,13 +293,34 @@ def _block(d_model: int, target: float, space: ShapeSpace) -> dict[str, Any] | N
     high = min(d_model // space.aspect_ratio[0], np.floor((n_high - outside) / per_layer.min()))
     if high < low:
         return None
-    return _product(d_model, np.arange(int(low), int(high) + 1), ffs, rows)
+    layers = np.arange(int(low), int(high) + 1)
+    if not prune:
+        return _product(d_model, layers, ffs, rows)
+    base = _product(d_model, layers, ffs[:1], rows)  # every (layers, variant) at the smallest d_ff
+    size0 = _size(base, space)
+    step = _size({**base, "d_ff": base["d_ff"] + m}, space) - size0  # exact: the count is linear in d_ff
+    k_low = np.maximum(np.ceil((n_low - size0) / step), 0).astype(np.int64)
+    k_high = np.minimum(np.floor((n_high - size0) / step), len(ffs) - 1).astype(np.int64)
+    count = np.maximum(k_high - k_low + 1, 0)
+    if not count.any():
+        return None
+    which = np.repeat(np.arange(len(count)), count)
+    offset = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count)
+    block = {k: v[which] for k, v in base.items()}
+    block["d_ff"] = ffs[0] + m * (k_low[which] + offset)
+    return block
 
 
-def iter_blocks(target_params: float, space: ShapeSpace) -> Iterator[dict[str, Any]]:
+def _size(s: dict[str, Any], space: ShapeSpace) -> numpy.ndarray:
+    """The parameters the size band applies to: active under MoE, else total."""
+    total, active = shape_params(s, space)
+    return active if space.moe is not None else total
+
+
+def iter_blocks(target_params: float, space: ShapeSpace, *, prune: bool = True) -> Iterator[dict[str, Any]]:
     """The sweep, one block per d_model, each a dict of equal-length numpy arrays (see `_block`)."""
     for d_model in _d_model_range(target_params, space):
-        block = _block(d_model, target_params, space)
+        block = _block(d_model, target_params, space, prune=prune)
         if block is not None:
             yield block
 
@@ -312,16 +336,20 @@ class Sweep:
         return len(self.shapes["d_model"]) if self.shapes else 0
 
 
-def sweep(target_params: float, space: ShapeSpace) -> Sweep:
+def sweep(target_params: float, space: ShapeSpace, *, prune: bool = True) -> Sweep:
     """Evaluate every shape of the space near `target_params` (vectorised) and keep those within the band:
-    |params / target - 1| <= tolerance (active parameters under MoE), within the KV budget if one is set."""
+    |params / target - 1| <= tolerance (active parameters under MoE), within the KV budget if one is set.
+
+    `prune` (the default) skips the d_ff values that cannot reach the band (see `_block`): the same shapes
+    are kept, fewer are evaluated; without it every d_ff of the MLP ratio is evaluated (the benchmark).
+    """
     import numpy as np
 
     space.check()
     target = positive("target_params", target_params)
     kept: list[dict[str, Any]] = []
     n = 0
-    for block in iter_blocks(target, space):
+    for block in iter_blocks(target, space, prune=prune):
         n += len(block["d_model"])
         total, active = shape_params(block, space)
         size = active if space.moe is not None else total
@@ -492,17 +520,32 @@ def shortlist(found: Sweep, *, tokens: float, inference_tokens: float, n_best: i
     s = found.shapes
     proxy = s["training_flops_per_token"] * tokens + 2.0 * s["params_active"] * inference_tokens
     order = np.argsort(proxy, kind="stable")
-    layout = np.stack([s["kind"], s["n_kv_heads"], s["mla_kv_rank"], s["window"], s["global_every"], s["d_head"]], 1)
-    seen_shape: set[tuple[int, ...]] = set()
-    per_layout: dict[tuple[int, ...], int] = {}
-    chosen: list[int] = []
-    for i in order.tolist():
-        key = tuple(layout[i].tolist())
-        shape_key = (int(s["d_model"][i]), int(s["n_layers"][i]), *key)
-        if shape_key in seen_shape:
-            continue
-        seen_shape.add(shape_key)
-        if len(chosen) < n_best or per_layout.get(key, 0) < per_group:
-            chosen.append(i)
-            per_layout[key] = per_layout.get(key, 0) + 1
-    return chosen
+    layout = _codes(s, ("kind", "kv_code", "window", "global_every", "d_head"))
+    shape = (layout * (int(s["d_model"].max()) + 1) + s["d_model"]) * (int(s["n_layers"].max()) + 1) + s["n_layers"]
+    _, first = np.unique(shape[order], return_index=True)
+    kept = order[np.sort(first)]  # the cheapest d_ff of each (d_model, n_layers, layout), cheapest first
+    groups = layout[kept]
+    by_group = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[by_group], groups[by_group])  # first position of each group
+    rank_in_group = np.empty(len(kept), dtype=np.int64)
+    rank_in_group[by_group] = np.arange(len(kept)) - starts
+    chosen = (rank_in_group < per_group) | (np.arange(len(kept)) < n_best)
+    return kept[chosen].tolist()
+
+
+def _codes(arrays: dict[str, Any], keys: tuple[str, ...]) -> numpy.ndarray:
+    """One int64 code per row for the combination of the columns `keys` (equal rows, equal codes); the
+    columns hold few distinct values, found on a sample-free pass of np.unique over each (small) set."""
+    import numpy as np
+
+    code = np.zeros(len(arrays[keys[0]]), dtype=np.int64)
+    for key in keys:
+        column = arrays[key]
+        values = np.unique(column[np.r_[0 : len(column) : max(1, len(column) // 4096)]])
+        index = np.searchsorted(values, column)
+        missing = (index >= len(values)) | (values[np.minimum(index, len(values) - 1)] != column)
+        if missing.any():  # a value the stride skipped: fall back to the exact set
+            values = np.unique(column)
+            index = np.searchsorted(values, column)
+        code = code * len(values) + index
+    return code

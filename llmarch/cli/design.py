@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from llmarch.calc import design as D
 from llmarch.cli._app import (
     CatalogOption,
     FormatOption,
@@ -16,6 +17,12 @@ from llmarch.cli._app import (
     handle_errors,
     render,
 )
+from llmarch.core.defaults import DEFAULT_GENERATE_LEN
+
+
+def _join(values: tuple[float, ...], sep: str = ",") -> str:
+    """A default tuple as the option's text: (64, 128) -> "64,128"; (2.5, 4.0) -> "2.5:4"."""
+    return sep.join(f"{v:g}" for v in values)
 
 
 class Law(StrEnum):
@@ -151,7 +158,7 @@ def design_command(
     gpu_hours: Annotated[float | None, typer.Option(help="Budget in GPU-hours of --gpu (at --mfu).")] = None,
     budget_usd: Annotated[float | None, typer.Option(help="Budget in USD at --gpu's price per hour.")] = None,
     days: Annotated[float | None, typer.Option(help="Budget in days of --n-gpus x --gpu.")] = None,
-    gpu: Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")] = "h100-sxm",
+    gpu: Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")] = D.DEFAULT_GPU,
     n_gpus: Annotated[int | None, typer.Option(help="Training cluster size (wall-clock). Default 1.")] = None,
     mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilisation of training. Default 0.4.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per training GPU-hour.")] = None,
@@ -159,32 +166,45 @@ def design_command(
     inference_tokens: Annotated[
         str | None, typer.Option(help="Tokens served over the model's life (Sardana et al. 2024 sizing), e.g. 1e13.")
     ] = None,
-    context: Annotated[int, typer.Option(help="Target context: max_seq_len, KV budget and serving length.")] = 8192,
-    seq_len: Annotated[int, typer.Option(help="Training context (FLOPs per token).")] = 4096,
+    context: Annotated[
+        int,
+        typer.Option(help="Target context: max_seq_len, KV budget and serving length."),
+    ] = D.DEFAULT_CONTEXT,
+    seq_len: Annotated[int, typer.Option(help="Training context (FLOPs per token).")] = D.DEFAULT_SEQ_LEN,
     max_kv_per_token: Annotated[
         str | None, typer.Option(help="KV-cache budget per token at --context, e.g. 64KiB.")
     ] = None,
     attention: Annotated[str, typer.Option(help="Attention kinds to try: gqa, mla, swa (comma-separated).")] = (
         "gqa,mla,swa"
     ),
-    d_head: Annotated[str, typer.Option(help="Head widths to try (comma-separated).")] = "64,128",
-    kv_heads: Annotated[str, typer.Option(help="GQA KV-head counts to try, besides MHA.")] = "1,2,4,8,16,32",
-    aspect_ratio: Annotated[str, typer.Option(help="d_model / n_layers range LOW:HIGH.")] = "64:128",
-    ff_ratio: Annotated[str, typer.Option(help="d_ff / d_model range LOW:HIGH (one expert's under MoE).")] = "2.5:4",
-    d_model_multiple: Annotated[int, typer.Option(help="d_model is a multiple of this.")] = 128,
-    d_ff_multiple: Annotated[int, typer.Option(help="d_ff is a multiple of this.")] = 256,
-    heads_multiple: Annotated[int, typer.Option(help="n_heads is a multiple of this (tensor parallelism).")] = 8,
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary before padding.")] = 32000,
-    vocab_multiple: Annotated[int, typer.Option(help="Pad the vocabulary up to a multiple of this.")] = 128,
+    d_head: Annotated[str, typer.Option(help="Head widths to try (comma-separated).")] = _join(D.DEFAULT_D_HEADS),
+    kv_heads: Annotated[str, typer.Option(help="GQA KV-head counts to try, besides MHA.")] = _join(D.DEFAULT_KV_HEADS),
+    aspect_ratio: Annotated[str, typer.Option(help="d_model / n_layers range LOW:HIGH.")] = _join(
+        D.DEFAULT_ASPECT_RATIO, ":"
+    ),
+    ff_ratio: Annotated[str, typer.Option(help="d_ff / d_model range LOW:HIGH (one expert's under MoE).")] = _join(
+        D.DEFAULT_FF_RATIO, ":"
+    ),
+    d_model_multiple: Annotated[int, typer.Option(help="d_model is a multiple of this.")] = D.DEFAULT_D_MODEL_MULTIPLE,
+    d_ff_multiple: Annotated[int, typer.Option(help="d_ff is a multiple of this.")] = D.DEFAULT_D_FF_MULTIPLE,
+    heads_multiple: Annotated[
+        int, typer.Option(help="n_heads is a multiple of this (tensor parallelism).")
+    ] = D.DEFAULT_HEADS_MULTIPLE,
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary before padding.")] = D.DEFAULT_VOCAB_SIZE,
+    vocab_multiple: Annotated[
+        int, typer.Option(help="Pad the vocabulary up to a multiple of this.")
+    ] = D.DEFAULT_VOCAB_MULTIPLE,
     tie_embeddings: Annotated[bool, typer.Option(help="Share the embedding and output matrices.")] = False,
-    window: Annotated[int, typer.Option(help="Sliding window of local layers (swa).")] = 4096,
-    global_every: Annotated[str, typer.Option(help="Every Nth layer global under swa (comma-separated).")] = "2,6",
+    window: Annotated[int, typer.Option(help="Sliding window of local layers (swa).")] = D.DEFAULT_SLIDING_WINDOW,
+    global_every: Annotated[str, typer.Option(help="Every Nth layer global under swa (comma-separated).")] = _join(
+        D.DEFAULT_GLOBAL_EVERY
+    ),
     moe: Annotated[str | None, typer.Option(help="Mixture of experts EXPERTS/TOP_K, e.g. 64/8.")] = None,
-    tolerance: Annotated[float, typer.Option(help="Size band around the target, a fraction.")] = 0.02,
+    tolerance: Annotated[float, typer.Option(help="Size band around the target, a fraction.")] = D.DEFAULT_TOLERANCE,
     serve_gpu: Annotated[str | None, typer.Option(help="Serving accelerator. Default --gpu.")] = None,
-    generate_len: Annotated[int, typer.Option(help="Generated tokens per served request.")] = 512,
+    generate_len: Annotated[int, typer.Option(help="Generated tokens per served request.")] = DEFAULT_GENERATE_LEN,
     serve_price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per serving GPU-hour.")] = None,
-    top: Annotated[int, typer.Option(help="Designs to show.")] = 5,
+    top: Annotated[int, typer.Option(help="Designs to show.")] = D.DEFAULT_TOP,
     name: Annotated[str | None, typer.Option(help="Design name. Default: the --output-preset file name.")] = None,
     output_preset: Annotated[
         str | None, typer.Option(help="Write the best design as a preset YAML file.", metavar="FILE")

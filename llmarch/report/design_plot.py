@@ -41,14 +41,18 @@ def pareto_png(records: Sequence[dict[str, Any]], *, ranked_by: str, top: int) -
     if points:
         xs, ys = zip(*points, strict=True)
         dots = axis.scatter(xs, ys, c=losses, cmap="viridis", s=36, edgecolors="black", linewidths=0.4)
-        figure.colorbar(dots, ax=axis, label="predicted loss (nats/token)")
+        figure.colorbar(dots, ax=axis, label="predicted loss (nats/token)", format="%.5f")
         front = pareto_front(points)
         axis.plot([xs[i] for i in front], [ys[i] for i in front], color="#d62728", lw=1, label="Pareto front")
-        for (x, y), (rank, attention, layers, width) in zip(points, labels, strict=True):
-            if rank <= top:
-                axis.annotate(f"#{rank} {attention} {layers}x{width}", (x, y), fontsize=7,
-                              xytext=(4, 4), textcoords="offset points")  # fmt: skip
+        best = sorted((label[0], i) for i, label in enumerate(labels) if label[0] <= top)
+        for step, (rank, i) in enumerate(best):
+            axis.annotate(f"#{rank}", points[i], fontsize=8, fontweight="bold", xytext=(6, 6 + 9 * step),
+                          textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.5})  # fmt: skip
+        key = "\n".join(f"#{labels[i][0]} {labels[i][1]}, {labels[i][2]} x {labels[i][3]}" for _, i in best)
+        axis.text(0.98, 0.55, key, transform=axis.transAxes, ha="right", va="center", fontsize=7,
+                  bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})  # fmt: skip
         axis.legend(loc="upper right", fontsize=8)
+        axis.ticklabel_format(axis="x", useOffset=False, style="sci", scilimits=(0, 0))
     axis.set_xlabel("training cost (USD)" if use_usd else "training GPU-hours")
     axis.set_ylabel("serving cost (USD per million output tokens)")
     axis.set_title("llmarch design: training vs serving cost")

@@ -577,9 +577,9 @@ def _serving(data: ReportData) -> list[Block]:
     intro = Paragraph(
         f"{first['n_gpus']} x {data.gpu['name']} as {first['replicas']} replica(s) of tensor parallel {first['tp']}; "
         f"{first['dtype']} weights, {first['kv_dtype']} KV cache; requests of {first['prompt_len']} prompt + "
-        f"{first['generate_len']} generated tokens, served as a static batch. TTFT: the batch's prefill; TPOT: one "
-        "decode step, averaged; tok/s: output tokens of all GPUs; $/M tok: per million output tokens at the "
-        "GPU-hour price."
+        f"{first['generate_len']} generated tokens, served with {first['batching']} batching at the load shown "
+        "(requests in flight per replica). TTFT and TPOT: per request at that load; tok/s: output tokens of all "
+        "GPUs; $/M tok: per million output tokens at the GPU-hour price (prefill time included)."
     )
     blocks: list[Block] = [
         Heading(2, f"Serving on {data.gpu['name']}"),

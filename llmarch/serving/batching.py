@@ -117,8 +117,8 @@ def continuous(work: ModelWork, hw: Hardware, wl: Workload, concurrency: int) ->
     if work.config.is_encoder_decoder:
         ttft += per_token_0  # the first decoder step yields the first token
     latency = ttft + decodes * tpot
-    # Replica time a request's prefill adds: its chunks' cost beyond a decode-only step.
-    prefill_s = k * max(sp.total_s - s0.total_s, 0.0) * wl.pp / max(micro, 1.0)
+    # Replica time a request's prefill adds: its p prompt tokens at the marginal cost of a step's prefill tokens.
+    prefill_s = p * max(sp.total_s - s0.total_s, 0.0) / chunk * wl.pp
     if micro <= 1.0:
         prefill_s = k * sp.total_s * wl.pp
     return LoadPoint(c, ttft, tpot, latency, c * g / latency, c * wl.prompt_len / latency, prefill_s, steps, s0, sp)

@@ -55,85 +55,34 @@ class BenchCalibration:
     n_ignored: int  # results skipped: skipped_reason set, or fields missing or invalid
 
 
-_DEVICE_KEYS = ("device_name", "gpu_name", "cuda_device_name", "gpu", "device")
-
-
-def _opt_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return value if isinstance(value, int) and value > 0 else None
-
-
-def _opt_rate(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) and value > 0 else None
-
-
-def _opt_str(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
 def parse_bench(document: Any, *, source: str = "bench JSON") -> BenchCalibration:
-    """Read the attention measurements of a `llmarch bench` JSON document (already parsed), defensively.
+    """The attention measurements of a `llmarch bench` JSON document (already parsed) usable for calibration.
 
-    Expects {"schema_version": 1, "environment": {...}, "results": [{"phase", "batch", "seq_len",
-    "achieved_flop_per_s", "achieved_bytes_per_s", "variant", "impl", "n_heads", "n_kv_heads", "d_head",
-    "window", "dtype", "median_s", "skipped_reason", ...}]}. Results that were skipped or lack a phase, a
-    positive batch and sequence length or positive achieved rates are ignored (and counted); unknown keys
-    are ignored. A document of another schema version, or with no usable result, is an InvalidValueError.
+    Read with the one bench-results reader (`llmarch.catalog.bench_results.read_bench_results`, lenient):
+    results that were skipped, or lack a phase, a positive batch and sequence length or positive achieved
+    rates are ignored (and counted). A document with no usable result is an InvalidValueError.
     """
-    if not isinstance(document, dict):
-        raise InvalidValueError(f"{source}: expected a JSON object from 'llmarch bench --format json'")
-    version = document.get("schema_version")
-    if version != 1:
-        raise InvalidValueError(f"{source}: unsupported schema_version {version!r} (this llmarch reads 1)")
-    results = document.get("results")
-    if not isinstance(results, list):
-        raise InvalidValueError(f"{source}: no 'results' list; is it the JSON of 'llmarch bench'?")
+    from llmarch.catalog.bench_results import read_bench_results
+
+    results = read_bench_results(document, source=source)
     rows: list[BenchRow] = []
-    ignored = 0
-    for item in results:
-        if not isinstance(item, dict) or item.get("skipped_reason"):
-            ignored += 1
+    for r in results.rows:
+        usable = (not r.skipped_reason and r.phase and r.batch and r.seq_len and r.achieved_flop_per_s
+                  and r.achieved_bytes_per_s)  # fmt: skip
+        if not usable:
             continue
-        phase, batch, seq_len = _opt_str(item.get("phase")), _opt_int(item.get("batch")), _opt_int(item.get("seq_len"))
-        flop_rate, byte_rate = _opt_rate(item.get("achieved_flop_per_s")), _opt_rate(item.get("achieved_bytes_per_s"))
-        if phase is None or batch is None or seq_len is None or flop_rate is None or byte_rate is None:
-            ignored += 1
-            continue
-        rows.append(
-            BenchRow(
-                phase=phase,
-                batch=batch,
-                seq_len=seq_len,
-                achieved_flop_per_s=flop_rate,
-                achieved_bytes_per_s=byte_rate,
-                median_s=_opt_rate(item.get("median_s")),
-                variant=_opt_str(item.get("variant")),
-                impl=_opt_str(item.get("impl")),
-                n_heads=_opt_int(item.get("n_heads")),
-                n_kv_heads=_opt_int(item.get("n_kv_heads")),
-                d_head=_opt_int(item.get("d_head")),
-                window=_opt_int(item.get("window")),
-                dtype=_opt_str(item.get("dtype")),
-            )
-        )
+        assert r.phase and r.batch and r.seq_len and r.achieved_flop_per_s and r.achieved_bytes_per_s
+        rows.append(BenchRow(phase=r.phase, batch=r.batch, seq_len=r.seq_len, achieved_flop_per_s=r.achieved_flop_per_s,
+                             achieved_bytes_per_s=r.achieved_bytes_per_s, median_s=r.median_s, variant=r.variant,
+                             impl=r.impl, n_heads=r.n_heads, n_kv_heads=r.n_kv_heads, d_head=r.d_head,
+                             window=r.window, dtype=r.dtype))  # fmt: skip
+    ignored = len(results.rows) - len(rows) + results.n_unreadable
     if not rows:
         raise InvalidValueError(
             f"{source}: no usable attention measurement (each needs phase, batch, seq_len, achieved_flop_per_s "
             f"and achieved_bytes_per_s; {ignored} result(s) ignored)"
         )
-    environment = document.get("environment")
-    device = None
-    if isinstance(environment, dict):
-        device = next((_opt_str(environment.get(k)) for k in _DEVICE_KEYS if _opt_str(environment.get(k))), None)
-    if device is None:
-        named = [_opt_str(r.get("device")) for r in results if isinstance(r, dict)]
-        device = next((d for d in named if d is not None and d.lower() not in ("cuda", "cpu", "mps")), None)
-    return BenchCalibration(source=source, device=device, rows=tuple(rows), n_ignored=ignored)
+    return BenchCalibration(source=source, device=results.measured_on, rows=tuple(rows), n_ignored=ignored)
 
 
 def _squash(text: str) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 
 from llmarch.calc.cost import CostEstimate, estimate_training_cost
 from llmarch.calc.design import (
+    DEFAULT_GPU,
+    DEFAULT_TOP,
     Budget,
     ShapeSpace,
     attention_label,
@@ -32,8 +34,6 @@ from llmarch.core.config import ArchConfig
 from llmarch.core.errors import InvalidValueError
 from llmarch.serving.estimate import DEFAULT_GENERATE_LEN, InferenceEstimate, estimate_inference
 
-DEFAULT_GPU = "h100-sxm"
-DEFAULT_TOP = 5
 #: Tensor-parallel degrees tried for serving, smallest first (GPUs come in nodes of 2, 4 and 8).
 SERVING_TP = (1, 2, 4, 8)
 

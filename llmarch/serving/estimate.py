@@ -104,7 +104,7 @@ class InferenceEstimate:
     usd_per_million_input_tokens: float | None
     usd_per_million_output_tokens: float | None  # decode time only
     usd_per_million_tokens_blended: float | None  # all GPU time over prompt + output tokens
-    meets_targets: bool | None  # with max_ttft_s / max_tpot_s: whether the load meets them
+    meets_targets: bool | None  # with max_ttft_s / max_tpot_s (or request_rate): whether the load meets them
     ttft_default_s: float | None  # with a bench calibration: the same at the catalogued attention rates
     tpot_default_s: float | None
     bound: str | None  # the roof the decode step's weight matmuls sit on
@@ -460,6 +460,8 @@ def _timed(setup: ServingSetup, load: int, running: int) -> dict[str, Any]:
         "prefill_step": MappingProxyType(_step_record(point, "prefill")),
         "meets_targets": None if setup.max_ttft_s is None and setup.max_tpot_s is None else _meets(setup, point),
     }  # fmt: skip
+    if setup.request_rate is not None and out["meets_targets"] is None:
+        out["meets_targets"] = out["requests_per_s"] >= setup.request_rate * (1 - 1e-9)  # False: overloaded
     out.update(costs(setup, point))
     return out
 
