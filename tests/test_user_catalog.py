@@ -59,7 +59,7 @@ def test_env_catalog_adds_a_gpu_overrides_a_field_and_keeps_the_rest(
     assert h20.source == f"user catalog {catalog}" and h20.power_w == 400
     h100 = hardware.accelerator("H100-SXM")
     assert h100.memory_bytes == 94 * 2**30 and h100.peak("bf16") == shipped.peak("bf16") == 989.5e12
-    assert "over the shipped row" in h100.source
+    assert "over the catalog row" in h100.source
     assert hardware.grid_intensity("my-dc").kg_co2e_per_kwh == 0.12
     price = hardware.default_price("H20")
     assert price is not None and price.usd_per_gpu_hour == 1.2
@@ -118,3 +118,16 @@ def test_node_overhead_adds_the_rest_of_the_server_to_each_gpu() -> None:
     assert plain["energy_kwh"] == pytest.approx(1000 * 700 / 1000 * 1.1)
     assert node["energy_kwh"] == pytest.approx(1000 * (700 + 575) / 1000 * 1.1)
     assert node["assumptions"]["power_w"] == 1275 and "575 W node overhead" in node["assumptions"]["power_source"]
+
+
+def test_flags_override_a_gpu_or_define_one_for_one_command() -> None:
+    base = _json("estimate-cost", "llama-2-7b", "--gpu", "h100-sxm")["results"][0]
+    slower = _json("estimate-cost", "llama-2-7b", "--gpu", "H100-SXM", "--gpu-peak", "494.75T")["results"][0]
+    assert slower["assumptions"]["peak_flop_per_s"] == 494.75e12
+    assert slower["gpu_hours"] == pytest.approx(2 * base["gpu_hours"])  # half the peak, twice the GPU-hours
+    assert hardware.accelerator("h100-sxm").peak("bf16") == 989.5e12  # the override lasted one command
+    h20 = _json("estimate-inference", "llama-3-8b", "--gpu", "h20", "--gpu-memory", "96GiB", "--gpu-peak",
+                "fp8=296T,bf16=148T", "--gpu-bandwidth", "4TB/s")["results"][0]  # fmt: skip
+    assert h20["gpu"] == "h20" and h20["usable_bytes"] < 96 * 2**30 < h20["usable_bytes"] / 0.8
+    result = runner.invoke(app, ["estimate-inference", "llama-3-8b", "--gpu", "h20", "--gpu-memory", "96GiB"])
+    assert result.exit_code == 1 and "give --gpu-memory and --gpu-peak" in result.stderr

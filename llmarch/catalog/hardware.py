@@ -55,6 +55,33 @@ _CATALOG_LISTS = {"accelerators": ("accelerators.json", "name"), "regions": ("gr
                   "prices": ("prices.json", "accelerator")}  # fmt: skip
 
 
+_flag_rows: list[dict[str, Any]] = []
+
+
+def use_gpu_overrides(
+    name: str,
+    *,
+    memory_bytes: float | None = None,
+    bandwidth_bytes_per_s: float | None = None,
+    peak_flop_per_s: Mapping[str, float] | None = None,
+) -> None:
+    """Override the memory, memory bandwidth or dense peaks of GPU `name` from now on (the CLI's --gpu-memory,
+    --gpu-bandwidth, --gpu-peak), over the catalogs; a name no catalog has becomes a GPU of its own when the
+    memory and a peak are given. `clear_gpu_overrides()` forgets them."""
+    row: dict[str, Any] = {"name": name.strip()}
+    if memory_bytes is not None:
+        row["memory_gb"] = memory_bytes / 2**30  # the catalogs' GB are JEDEC GiB
+    if bandwidth_bytes_per_s is not None:
+        row["memory_bandwidth_tb_per_s"] = bandwidth_bytes_per_s / 1e12
+    if peak_flop_per_s:
+        row["peak_tflop_per_s"] = {dtype: value / 1e12 for dtype, value in peak_flop_per_s.items()}
+    _flag_rows.append(row)
+
+
+def clear_gpu_overrides() -> None:
+    _flag_rows.clear()
+
+
 def use_catalogs(paths: list[str] | tuple[str, ...]) -> None:
     """Read these user catalog files (after those of LLMARCH_CATALOG) from now on; [] forgets them."""
     _given_catalogs[:] = [str(p) for p in paths]
@@ -65,7 +92,8 @@ def user_catalogs() -> tuple[str, ...]:
     import os
 
     from_env = [p for p in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if p.strip()]
-    return tuple(dict.fromkeys([*from_env, *_given_catalogs]))
+    flags = ["=" + json.dumps({"accelerators": _flag_rows}, sort_keys=True)] if _flag_rows else []
+    return tuple(dict.fromkeys([*from_env, *_given_catalogs, *flags]))
 
 
 @functools.lru_cache(maxsize=16)
@@ -74,6 +102,8 @@ def _read_user_catalog(path: str) -> dict[str, Any]:
     rows have the shipped files' fields. Unknown top-level keys are errors (a misspelt list would vanish)."""
     import yaml
 
+    if path.startswith("="):  # overrides given as flags (use_gpu_overrides), not a file
+        return json.loads(path[1:])
     try:
         data = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8"))
     except OSError as exc:
@@ -96,12 +126,18 @@ def _user_row(row: dict[str, Any], shipped: dict[str, Any] | None, *, kind: str,
     """A user row over the shipped row of the same name (fields not given keep the shipped values), with the
     fields a user need not write filled in: the source is the user's file."""
     merged = {**(shipped or {}), **row}
+    if isinstance((shipped or {}).get("peak_tflop_per_s"), dict) and isinstance(row.get("peak_tflop_per_s"), dict):
+        merged["peak_tflop_per_s"] = {**shipped["peak_tflop_per_s"], **row["peak_tflop_per_s"]}  # type: ignore[index]
     required = {"accelerators": ("name", "peak_tflop_per_s", "memory_gb"), "regions": ("region", "kg_co2e_per_kwh",
                 "year"), "prices": ("accelerator", "usd_per_gpu_hour", "as_of", "basis", "source")}[kind]  # fmt: skip
     missing = [key for key in required if key not in merged]
+    if missing and path.startswith("="):
+        raise InvalidValueError(f"unknown GPU {row.get('name')!r}: to define it by flags, give --gpu-memory and "
+                                "--gpu-peak (and --gpu-bandwidth), or add it to a --catalog file")  # fmt: skip
     if missing:
         raise InvalidValueError(f"--catalog {path}: {kind} row {row.get(required[0], '?')!r}: missing {missing[0]!r}")
-    origin = f"user catalog {path}" + (" (over the shipped row)" if shipped else "")
+    origin = "--gpu-memory/--gpu-bandwidth/--gpu-peak" if path.startswith("=") else f"user catalog {path}"
+    origin += " (over the catalog row)" if shipped else ""
     merged["source"] = row.get("source") or origin
     if kind == "accelerators":
         name = str(row.get("name", ""))

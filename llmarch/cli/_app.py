@@ -94,6 +94,7 @@ def handle_errors(func: F) -> F:
                 from llmarch.catalog.hardware import use_catalogs
 
                 use_catalogs([kwargs["catalog"]])
+            apply_gpu_overrides(kwargs)
             return func(*args, **kwargs)
         except LlmarchError as exc:
             raise _fail(str(exc), exc.exit_code) from None
@@ -104,10 +105,11 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(0) from None
         finally:
             current_kind.reset(token)
-            if kwargs.get("catalog"):
-                from llmarch.catalog.hardware import use_catalogs
+            if kwargs.get("catalog") or "gpu_peak" in kwargs:
+                from llmarch.catalog.hardware import clear_gpu_overrides, use_catalogs
 
                 use_catalogs([])
+                clear_gpu_overrides()
 
     return wrapper  # type: ignore[return-value]
 
@@ -134,6 +136,63 @@ CatalogOption = Annotated[
         "format) adding to or overriding the shipped rows by name; also LLMARCH_CATALOG.",
     ),
 ]
+
+
+GpuMemoryOverride = Annotated[
+    str | None, typer.Option("--gpu-memory", metavar="SIZE", help="Memory of one --gpu, e.g. 96GiB (over the catalog).")
+]
+GpuBandwidthOverride = Annotated[
+    str | None,
+    typer.Option("--gpu-bandwidth", metavar="RATE", help="Memory bandwidth of one --gpu, e.g. 3.35TB/s."),
+]
+GpuPeakOverride = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu-peak",
+        metavar="FLOP/S",
+        help="Dense peak of one --gpu, e.g. 989T (bf16 and fp16) or fp8=1979T,bf16=989T. With --gpu-memory, "
+        "a --gpu no catalog has becomes a GPU of its own.",
+    ),
+]
+
+
+def parse_peaks(text: str) -> dict[str, float]:
+    """'989T' -> {bf16, fp16: 989e12}; 'fp8=1979T,bf16=989T' -> per dtype (FLOP/s; 'TFLOP/s' suffixes allowed)."""
+    from llmarch.catalog.hardware import canonical_peak_dtype
+    from llmarch.core.units import parse_count
+
+    def rate(value: str) -> float:
+        cleaned = value.strip().lower().removesuffix("/s").removesuffix("flop").removesuffix("flops")
+        return parse_count(cleaned, what="--gpu-peak")
+
+    if "=" not in text:
+        return {"bf16": rate(text), "fp16": rate(text)}
+    peaks = {}
+    for item in text.split(","):
+        dtype, _, value = item.partition("=")
+        peaks[canonical_peak_dtype(dtype)] = rate(value)
+    return peaks
+
+
+def apply_gpu_overrides(kwargs: dict[str, Any]) -> None:
+    """--gpu-memory / --gpu-bandwidth / --gpu-peak of a command that declares all three: override its --gpu
+    for this run (llmarch.catalog.hardware.use_gpu_overrides)."""
+    if "gpu_peak" not in kwargs or not any(kwargs.get(k) for k in ("gpu_memory", "gpu_bandwidth", "gpu_peak")):
+        return
+    from llmarch.catalog.hardware import use_gpu_overrides
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import parse_bytes
+
+    if not kwargs.get("gpu"):
+        raise InvalidValueError("--gpu-memory, --gpu-bandwidth and --gpu-peak describe a --gpu: pass --gpu NAME")
+    memory, bandwidth, peak = kwargs.get("gpu_memory"), kwargs.get("gpu_bandwidth"), kwargs.get("gpu_peak")
+    use_gpu_overrides(
+        kwargs["gpu"],
+        memory_bytes=None if memory is None else parse_bytes(memory, what="--gpu-memory"),
+        bandwidth_bytes_per_s=None if bandwidth is None else parse_bytes(
+            str(bandwidth).strip().removesuffix("/s"), what="--gpu-bandwidth"),
+        peak_flop_per_s=None if peak is None else parse_peaks(peak),
+    )  # fmt: skip
 
 
 def _click_context() -> Any:

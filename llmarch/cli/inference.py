@@ -10,6 +10,9 @@ import typer
 from llmarch.cli._app import (
     CatalogOption,
     FormatOption,
+    GpuBandwidthOverride,
+    GpuMemoryOverride,
+    GpuPeakOverride,
     OutputFormat,
     OutputOption,
     WorkloadOption,
@@ -301,6 +304,9 @@ def estimate_inference_command(
     ] = None,
     workload: WorkloadOption = None,
     catalog: CatalogOption = None,
+    gpu_memory: GpuMemoryOverride = None,
+    gpu_bandwidth: GpuBandwidthOverride = None,
+    gpu_peak: GpuPeakOverride = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

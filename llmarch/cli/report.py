@@ -11,6 +11,9 @@ import typer
 from llmarch.cli._app import (
     EXIT_THRESHOLD,
     CatalogOption,
+    GpuBandwidthOverride,
+    GpuMemoryOverride,
+    GpuPeakOverride,
     WorkloadOption,
     amount_option,
     app,
@@ -197,6 +200,9 @@ def report_command(
     serve_tp: _ServeTp = None,
     workload: WorkloadOption = None,
     catalog: CatalogOption = None,
+    gpu_memory: GpuMemoryOverride = None,
+    gpu_bandwidth: GpuBandwidthOverride = None,
+    gpu_peak: GpuPeakOverride = None,
     fmt: Annotated[
         ReportFormat | None, typer.Option("--format", "-f", help="Default: from the --output extension.")
     ] = None,
