@@ -227,12 +227,18 @@ def apply_workload(func: Callable[..., Any], kind: str, kwargs: dict[str, Any]) 
     """Fill `kwargs` of command `kind` from its --workload file: every key the command has an option for,
     unless that option was given on the command line; `presets` when no preset was named."""
     from llmarch.catalog.workload import read_workload
+    from llmarch.core.errors import InvalidValueError
 
     workload = read_workload(kwargs["workload"])
     ctx = _click_context()
     for key, value in workload.settings_for(kind).items():
-        name = "presets_" if key == "presets" else key
+        name = next((n for n in ("presets_", "model") if n in kwargs), key) if key == "presets" else key
         if name not in kwargs or _given_on_command_line(ctx, name):
+            continue
+        if name == "model":  # a command of one preset (plan)
+            if len(value) != 1:
+                raise InvalidValueError(f"--workload {workload.source}: presets: {kind} takes one preset, not {value}")
+            kwargs[name] = kwargs[name] or value[0]
             continue
         if key == "presets":
             if not kwargs[name] and not kwargs.get("all_presets"):
@@ -241,8 +247,6 @@ def apply_workload(func: Callable[..., Any], kind: str, kwargs: dict[str, Any]) 
         try:
             kwargs[name] = _coerce(ctx, func, name, value)
         except (typer.BadParameter, ValueError) as exc:
-            from llmarch.core.errors import InvalidValueError
-
             raise InvalidValueError(f"--workload {workload.source}: {key}: {exc}") from None
 
 

@@ -252,7 +252,7 @@ def gpus_command(
         }
         for r in records
     ]
-    title = f"{len(rows)} accelerators (dense peaks, never 2:4-sparse)"
+    title = f"{len(rows)} accelerators (dense peaks, never 2:4-sparse; no price: pass --price-per-gpu-hour)"
     render(rows, list(rows[0]), fmt=fmt, output=output, json_key="gpus", title=title)
 
 
