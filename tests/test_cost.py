@@ -229,8 +229,12 @@ def test_fp8_region_recompute_and_missing_power() -> None:
     assert fp8.gpu_hours == pytest.approx(bf16.gpu_hours / 2)  # 1,979 vs 989.5 TFLOP/s dense
     france = cost.estimate_training_cost(llama, "h100-sxm", region="fra")
     assert france.co2e_kg == pytest.approx(bf16.co2e_kg * 0.056 / 0.385)  # type: ignore[operator]
+    # --mfu is model FLOPs utilisation whatever the recomputation (issue 12): the GPU-hours do not change, and
+    # the hardware utilisation of full recomputation is 4/3 of it (one more forward of the 3).
     full = cost.estimate_training_cost(llama, "h100-sxm", recompute="full")
-    assert full.assumptions["utilization"].startswith("hfu")
+    assert full.assumptions["utilization"].startswith("mfu")
+    assert full.gpu_hours == pytest.approx(bf16.gpu_hours)
+    assert full.assumptions["hfu"] == pytest.approx(0.4 * 4 / 3)
     tpu = cost.estimate_training_cost(llama, "tpu-v5e")  # no published power, no default price
     assert (tpu.energy_kwh, tpu.co2e_kg, tpu.cost_usd) == (None, None, None)
     assert "pass --power-w" in tpu.assumptions["power_source"]
@@ -371,7 +375,9 @@ def test_budget_gates_exit_3_and_still_print_the_report() -> None:
         (["llama2-7b", "--gpu", "a100-80gb"], 1, "did you mean 'llama-2-7b'"),
         (["llama-7b"], 2, "pass --gpu"),
         ([], 2, "name at least one preset"),
-        (["llama-7b", "--gpu", "a100-80gb", "--gpu-hours", "10"], 2, "leave out the presets"),
+        (["llama-7b", "--gpu-hours", "10"], 2, "pass --gpu: the implied MFU needs"),
+        (["llama-7b", "--gpu", "a100-80gb", "--gpu-hours", "10", "--mfu", "0.5"], 2, "--mfu only apply to presets"),
+        (["llama-7b", "--gpu", "a100-80gb", "--global-batch", "512"], 1, "--n-gpus is required"),
         (["llama-7b", "--gpu", "a100-80gb", "--recompute", "some"], 2, ""),
         (["--gpu-hours", "10", "--mfu", "0.5"], 2, "--mfu only apply to presets"),
     ],
@@ -419,3 +425,37 @@ def test_estimate_cost_never_imports_torch() -> None:
 def test_count_params_is_what_6nd_uses_for_dense_models() -> None:
     llama = load("llama-65b")
     assert count_params(llama).active == count_params(llama).total
+
+
+def test_implied_mfu_and_hfu_of_published_gpu_hours() -> None:
+    # LLaMA-65B: 1,022,362 A100-80GB hours for 1.4T tokens (Touvron et al. 2023, Table 15): the same MFU as
+    # its reported 380 tokens/s/GPU (test_llama_65b_implied_mfu_is_consistent_with_its_gpu_hours).
+    utilization = cost.implied_utilization(load("llama-65b"), "a100-80gb", gpu_hours=1_022_362, recompute="full")
+    assert utilization["implied_mfu"] == pytest.approx(_llama_65b_mfu(), rel=0.01)
+    assert utilization["implied_hfu"] == pytest.approx(utilization["implied_mfu"] * 4 / 3, rel=0.01)
+    assert utilization["implied_mfu_palm"] > utilization["implied_mfu"]  # attention not halved by the mask
+    code, out, _ = invoke("estimate-cost", "llama-65b", "--gpu", "a100-80gb", "--gpu-hours", "1022362",
+                          "--recompute", "full", "--format", "json")  # fmt: skip
+    assert code == 0
+    record = json.loads(out)["estimates"][0]
+    assert record["assumptions"]["implied_mfu"] == pytest.approx(utilization["implied_mfu"])
+    assert record["gpu_hours"] == 1_022_362 and record["training_flops"] == utilization["training_flops"]
+
+
+def test_parallel_configuration_uses_the_plan_throughput() -> None:
+    # With a parallel configuration and no --mfu, GPU-hours come from llmarch.calc.plan's step time.
+    from llmarch.calc.plan import plan_training
+
+    llama = load("llama-2-70b")
+    estimate = cost.estimate_training_cost(llama, "a100-80gb", n_gpus=512, global_batch=1024, parallel={"tp": 8})
+    best = plan_training(llama, gpu="a100-80gb", n_gpus=512, global_batch=1024, tp=8, top=1).best
+    assert best is not None
+    assert estimate.gpu_hours == pytest.approx(2e12 / best.tokens_per_s_per_gpu / 3600)
+    assert estimate.assumptions["mfu"] == pytest.approx(best.mfu, rel=1e-6)
+    assert estimate.assumptions["plan"]["tp"] == 8 and estimate.assumptions["mfu_source"].startswith("plan")
+    # --mfu stays an explicit override.
+    fixed = cost.estimate_training_cost(llama, "a100-80gb", n_gpus=512, global_batch=1024, parallel={"tp": 8}, mfu=0.5)
+    assert fixed.assumptions["mfu"] == 0.5 and "plan" not in fixed.assumptions
+    code, out, _ = invoke("estimate-cost", "llama-2-70b", "--gpu", "a100-80gb", "--n-gpus", "512", "--global-batch",
+                          "1024", "--tp", "8", "--format", "json")  # fmt: skip
+    assert code == 0 and json.loads(out)["estimates"][0]["gpu_hours"] == pytest.approx(estimate.gpu_hours)

@@ -93,6 +93,7 @@ def test_pruning_keeps_exactly_the_same_shapes() -> None:
     for space in (shapes.ShapeSpace(), shapes.ShapeSpace(moe=(16, 2), d_heads=(128,))):
         pruned, full = shapes.sweep(3e9, space), shapes.sweep(3e9, space, prune=False)
         assert full.n_evaluated > pruned.n_evaluated
+        assert full.n_considered == full.n_evaluated == pruned.n_considered
         assert sorted(zip(*[pruned.shapes[k].tolist() for k in keys], strict=True)) == sorted(
             zip(*[full.shapes[k].tolist() for k in keys], strict=True)
         )
@@ -204,6 +205,8 @@ def test_impossible_constraints_are_one_line_errors() -> None:
     assert code == 1 and "no shape within" in err
     code, _, err = invoke("design", "--gpu-hours", "100", "--compute", "1e20")
     assert code == 1 and "exactly one budget" in err
+    code, _, err = invoke("design", "--compute", "1e40")
+    assert code == 1 and "d_model values" in err
 
 
 def test_json_equals_the_library() -> None:
@@ -219,3 +222,20 @@ def test_json_equals_the_library() -> None:
     assert doc["kind"] == "design" and doc["designs"] == doc["results"]
     assert doc["inference_aware"]["params"] == pytest.approx(result.inference_aware.params)
     assert doc["shapes_evaluated"] == result.n_evaluated
+
+
+def test_planner_costs_the_best_candidates_like_llmarch_plan(tmp_path: Path) -> None:
+    """With --n-gpus and the training planner installed, a design's training GPU-hours are its tokens at the
+    tokens/s per GPU of the fastest plan `llmarch plan` finds for that preset (same GPUs, batch, context)."""
+    pytest.importorskip("llmarch.calc.plan")
+    preset = tmp_path / "planned.yaml"
+    doc = _design_json("--compute", "1.21e20", "--n-gpus", "8", "--top", "2", "--output-preset", str(preset))
+    best = doc["designs"][0]
+    assert best["training_cost_model"] == "plan"
+    code, out, err = invoke("plan", str(preset), "--gpu", "h100-sxm", "--n-gpus", "8", "--global-batch", "1024",
+                            "--seq-len", "4096", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    plan = json.loads(out)["results"][0]
+    assert best["training_plan"]["tp"] == plan["tp"] and best["training_plan"]["pp"] == plan["pp"]
+    assert best["training_tokens_per_s_per_gpu"] == pytest.approx(plan["tokens_per_s_per_gpu"], rel=1e-9)
+    assert best["training_gpu_hours"] == pytest.approx(best["tokens"] / plan["tokens_per_s_per_gpu"] / 3600, rel=1e-9)

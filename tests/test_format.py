@@ -70,3 +70,16 @@ def test_cli_cost_table_and_report_show_the_same_co2e(tmp_path) -> None:
     result = runner.invoke(app, ["report", "llama-2-7b", "--gpu", "a100-80gb", "--no-images", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert f"| {text} |" in out.read_text()
+
+
+def test_to_json_encodes_a_shared_payload_once_and_writes_what_json_dumps_writes() -> None:
+    from llmarch.report import tables
+
+    records = [{"name": "a\nb", "params_total": 7, "nested": {"x": [1.5, None, {}], "y": []}}]
+    document = tables.envelope("models", records, kind="compare")
+    assert document["results"] is document["models"]
+    assert tables.to_json(document) == json.dumps(document, indent=2, allow_nan=False) + "\n"
+    for other in ({}, [1, {"a": 2}], {"a": {}}):
+        assert tables.to_json(other) == json.dumps(other, indent=2) + "\n"
+    with pytest.raises(ValueError):
+        tables.to_json({"x": float("nan")})

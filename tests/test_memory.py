@@ -23,6 +23,7 @@ from llmarch.calc.training_memory import (
     memory_estimate,
     model_states,
     training_memory,
+    zero3_gathered_params,
 )
 from llmarch.cli import app
 
@@ -153,11 +154,15 @@ def test_generalisations_hand_worked() -> None:
     dec = layer_activations(t5, seq_len=512, flash=True, cross_attention=True)
     enc = layer_activations(t5, seq_len=512, flash=True)
     assert dec.norm_bytes == 1.5 * enc.norm_bytes and dec.attention_bytes == 2 * enc.attention_bytes
-    # Pipeline stages hold ceil(L / p) layers: 32 layers over 3 stages -> 11 layers, 3 micro-batches.
+    # 32 layers over 3 stages: 10, 11, 11 with the longer stages last, where fewer micro-batches are in
+    # flight; the first stage (10 layers x 3 micro-batches) beats the second (11 x 2).
     llama = load("llama-2-7b")
     acts = activation_memory(llama, seq_len=s, pp=3, flash=True)
     per_layer = layer_activations(llama, seq_len=s, flash=True).total_bytes
-    assert (acts.n_stage_layers, acts.layers_bytes, acts.output_bytes) == (11, 3 * 11 * per_layer, 0)
+    assert (acts.n_stage_layers, acts.layers_bytes, acts.output_bytes) == (10, 3 * 10 * per_layer, 0)
+    # 31 layers over 16 stages: 15 of 2 layers after one of 1; the first of them holds 15 micro-batches.
+    acts = activation_memory(llama.replace(n_layers=31), seq_len=s, pp=16, flash=True)
+    assert (acts.n_stage_layers, acts.layers_bytes) == (2, 15 * 2 * per_layer)
     # Full recomputation rebuilds one layer during its backward pass: a transient beside the stored inputs.
     acts = activation_memory(llama, seq_len=s, recompute="full", dropout=False)
     assert acts.layers_bytes == 32 * 2 * s * 4096
@@ -243,34 +248,71 @@ def test_activations_cross_checked_against_pytorch_saved_tensors() -> None:
         assert saved_bytes(block, x, flash) == expected, (n_kv_heads, d_ff, p, gated, flash)
 
 
-def test_model_states_16_bytes_per_param() -> None:
+def test_model_states_bytes_per_param() -> None:
+    # Megatron-LM's bf16 default keeps fp32 main gradients: 2 + 4 + 12 = 18 bytes per parameter.
     seven_b = model_states(7e9)
-    assert (seven_b.weights_bytes, seven_b.gradients_bytes, seven_b.optimizer_bytes) == (14e9, 14e9, 84e9)
-    assert seven_b.total_bytes == 112e9
-    assert model_states(7e9, dp=8, zero=3).total_bytes == 14e9
-    assert model_states(7e9, tp=2, pp=4).total_bytes == 14e9
+    assert (seven_b.weights_bytes, seven_b.gradients_bytes, seven_b.optimizer_bytes) == (14e9, 28e9, 84e9)
+    assert seven_b.total_bytes == 126e9
+    # 16-bit gradients (FSDP / DeepSpeed mixed precision): ZeRO's 16 bytes per parameter.
+    assert model_states(7e9, grad_dtype="bf16").total_bytes == 112e9
+    assert model_states(7e9, dp=8, zero=3, grad_dtype="bf16").total_bytes == 14e9
+    assert model_states(7e9, tp=2, pp=4, grad_dtype="bf16").total_bytes == 14e9
     # Rajbhandari et al. 2020 (arXiv:1910.02054) Figure 1: Psi = 7.5B, K = 12, N_d = 64 -> 120 GB, 31.4 GB,
-    # 16.6 GB and 1.9 GB per device for the baseline, P_os, P_os+g and P_os+g+p.
+    # 16.6 GB and 1.9 GB per device for the baseline, P_os, P_os+g and P_os+g+p (16-bit gradients).
     published = [120.0, 31.4, 16.6, 1.9]
-    per_device = [model_states(7.5e9, dp=64, zero=z).total_bytes / 1e9 for z in (0, 1, 2, 3)]
+    per_device = [model_states(7.5e9, dp=64, zero=z, grad_dtype="bf16").total_bytes / 1e9 for z in (0, 1, 2, 3)]
     assert [round(v, 1) for v in per_device] == published
     assert per_device[1] == 30 + 12 * 7.5 / 64  # 2 Psi + 2 Psi + K Psi / N_d
+    # Experts: 1B of the 7B are experts, split over ep = 4 and sharded over dp / ep = 2 by ZeRO-1.
+    moe = model_states(7e9, dp=8, zero=1, n_expert_params=1e9, ep=4)
+    assert moe.optimizer_bytes == 12 * (6e9 / 8 + 1e9 / 4 / 2)
+    assert moe.weights_bytes == 2 * (6e9 + 1e9 / 4)
+    # ZeRO-3 holds its gathered layers unsharded on top of the shard.
+    assert model_states(7e9, dp=8, zero=3, gathered_params=1e8).weights_bytes == 2 * (7e9 / 8 + 1e8)
 
 
 def test_training_memory_per_gpu() -> None:
     llama = load("llama-2-7b")
     n = count_params(llama).total
-    train = training_memory(llama, seq_len=4096, n_gpus=8, zero=3, flash=True)
+    train = training_memory(llama, seq_len=4096, n_gpus=8, zero=3, grad_dtype="bf16")
     assert train.dp == 8 and train.n_params == n == 6_738_415_616
-    assert (train.weights_bytes, train.gradients_bytes, train.optimizer_bytes) == (2 * n / 8, 2 * n / 8, 12 * n / 8)
-    assert train.total_bytes == 16 * n / 8 + train.activations_bytes
-    assert train.activations == activation_memory(llama, seq_len=4096, flash=True)
-    train = training_memory(llama, seq_len=4096, n_gpus=64, tp=4, pp=2, zero=1, flash=True)
+    gathered = zero3_gathered_params(llama)
+    assert gathered == 2 * n / 32
+    assert (train.weights_bytes, train.gradients_bytes, train.optimizer_bytes) == (
+        2 * (n / 8 + gathered), 2 * n / 8, 12 * n / 8)  # fmt: skip
+    assert train.activations == activation_memory(llama, seq_len=4096, flash=True, dropout=False)
+    train = training_memory(llama, seq_len=4096, n_gpus=64, tp=4, pp=2, zero=1, flash=True, dropout=True)
     assert train.dp == 8
     assert train.optimizer_bytes == 12 * n / 8 / 8 and train.weights_bytes == 2 * n / 8
-    assert train.total_bytes == 13_277_121_280  # 12.4 GiB: fits 16 GiB less 10%, not 12 GiB less 10%
+    assert train.gradients_bytes == 4 * n / 8  # fp32 main gradients
+    assert train.total_bytes == 13_277_121_280 + 2 * n / 8  # 14.0 GiB: fits 16 GiB less 10%, not 12 GiB
     assert train.fits(16 * GiB) and not train.fits(12 * GiB)
     assert not train.fits(16 * GiB, reserve_fraction=0.5)
+
+
+def test_llama_2_70b_on_64_gpus_matches_the_hand_count() -> None:
+    # Issue 12: Llama-2-70B, 64 GPUs, TP 8, ZeRO-1 (distributed optimizer), selective recomputation, sequence
+    # parallelism, 4096 tokens, micro-batch 1: a hand count (2 + 4 fp32 main grads + 12/8 bytes/param, plus
+    # 34 s b h L / t of activations, Korthikanti et al. eq. 6) and llm-analysis both give ~71.0 GiB.
+    config = load("llama-2-70b")
+    n = count_params(config).total
+    train = training_memory(
+        config, seq_len=4096, n_gpus=64, tp=8, zero=1, recompute="selective", sequence_parallel=True
+    )
+    hand = n / 8 * (2 + 4 + 12 / 8) + 34 * 4096 * 8192 * 80 / 8
+    assert train.total_bytes / GiB == pytest.approx(71.0, abs=0.6)
+    assert train.total_bytes == pytest.approx(hand, rel=0.01)
+
+
+def test_context_and_interleaving_activations() -> None:
+    llama = load("llama-2-7b")
+    base = activation_memory(llama, seq_len=8192, pp=4, flash=True, dropout=False)
+    split = activation_memory(llama, seq_len=8192, pp=4, cp=2, flash=True, dropout=False)
+    assert split.layers_bytes == pytest.approx(base.layers_bytes / 2)  # linear in tokens under flash
+    interleaved = activation_memory(llama, seq_len=8192, pp=4, virtual_stages=2, flash=True, dropout=False)
+    assert interleaved.layers_bytes == pytest.approx(base.layers_bytes * (1 + 3 / 8))  # Korthikanti sec. 4.2.3
+    few = activation_memory(llama, seq_len=8192, pp=4, n_micro_batches=2, flash=True, dropout=False)
+    assert few.layers_bytes == pytest.approx(base.layers_bytes / 2)
 
 
 def test_fit_keeps_a_reserve() -> None:
@@ -415,11 +457,12 @@ def test_cli_defaults_table_markdown_and_csv() -> None:
     record = json.loads(out)["memory"][0]
     assumptions = record["assumptions"]
     assert (assumptions["seq_len"], assumptions["n_gpus"], assumptions["zero"], assumptions["recompute"]) == (
-        4096,
+        4096,  # the preset's training length
         8,
         0,
         "none",
     )
+    assert (assumptions["flash"], assumptions["dropout"], assumptions["grad_dtype"]) == (True, False, "fp32")
     assert assumptions["accelerator_memory_bytes"] == 80 * GiB
     code, out, _ = invoke("memory", "llama-2-7b", "gpt-2", "--zero", "3", "--flash")
     assert code == 0
@@ -453,8 +496,8 @@ def test_cli_gpu_from_the_catalog() -> None:
         (["--gpu-memory", "80XB"], "cannot parse"),
         (["--gpu-memory", "0"], "positive"),
         (["--gpu-memory", "80GB", "--gpu", "h100-sxm"], "not both"),
-        (["--reserve-fraction", "1.5"], "reserve_fraction"),
-        (["--seq-len", "0"], "seq_len"),
+        (["--reserve-fraction", "1.5"], "--reserve-fraction"),
+        (["--seq-len", "0"], "--seq-len"),
         (["--pp", "100", "--n-gpus", "800"], "must not exceed"),
     ],
 )

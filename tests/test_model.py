@@ -265,6 +265,7 @@ def small_configs(draw: st.DrawFn) -> ArchConfig:
     return ArchConfig.from_dict(data)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_configs())
 def test_random_configs_count_and_decode(config: ArchConfig) -> None:

@@ -233,3 +233,45 @@ def test_missing_required_field_is_named(tmp_path: Path) -> None:
     path.write_text("name: incomplete\nsource: test\nn_heads: 4\nd_model: 64\n")
     with pytest.raises(InvalidConfigError, match="field 'architecture': is required"):
         load(str(path))
+
+
+# -- family bases and inherited training facts ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", ["_gpt-3", "_t5", "_gpt-2", "_llama"])
+def test_family_bases_are_extended_not_listed_nor_loaded(base: str) -> None:
+    family = base.removeprefix("_")
+    members = [c for c in presets.load_all() if c.family == family]
+    assert len(members) >= 4 and base not in preset_names()
+    for config in members:
+        data = yaml.safe_load(presets.preset_info(config.name).path.read_text())
+        assert data["extends"] == base and data["source"]  # every file keeps its own source
+    with pytest.raises(InvalidConfigError, match="family base"):
+        load(base)
+    with pytest.raises(UnknownPresetError) as err:
+        load(family + "-x")
+    assert not any(s.startswith("_") for s in err.value.suggestions)
+
+
+def test_gpt_3_members_state_only_what_differs() -> None:
+    # Brown et al. 2020 (arXiv:2005.14165), Table 2.1: shapes, batch and learning rate differ; 300B tokens each.
+    small, large = load("gpt-3-small"), load("gpt-3-175b")
+    assert (small.training.tokens, large.training.tokens) == (3.0e11, 3.0e11)
+    assert (small.training.learning_rate, large.training.learning_rate) == (6.0e-4, 0.6e-4)
+    assert (small.training.global_batch_tokens, large.training.global_batch_tokens) == (0.5e6, 3.2e6)
+    assert small.vocab_size == large.vocab_size == 50257 and small.max_seq_len == 2048
+
+
+def test_extends_inherits_training_only_when_asked(tmp_path: Path) -> None:
+    assert load("llama-2-7b").training.tokens == 2e12  # Touvron et al. 2023 (arXiv:2307.09288), Table 1
+    for name in ("vicuna-7b", "zephyr-7b"):
+        assert load(name).training.tokens is None  # a fine-tune does not show its base's pre-training as its own
+    assert load("code-llama-7b").training.tokens == 5e11  # its own: 500B tokens of code (arXiv:2308.12950)
+    asked = tmp_path / "asked.yaml"
+    asked.write_text("extends: llama-2-7b\nname: asked\ninherit_training: true\ntraining:\n  learning_rate: 1.0e-4\n")
+    config = load(str(asked))
+    assert (config.training.tokens, config.training.learning_rate) == (2e12, 1e-4)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: llama-2-7b\nname: bad\ninherit_training: maybe\n")
+    with pytest.raises(InvalidConfigError, match="inherit_training"):
+        load(str(bad))

@@ -152,7 +152,7 @@ def preset_rows(*, family: str | None = None, attention: str | None = None) -> l
     from llmarch.core.errors import InvalidValueError
 
     if attention is not None and attention not in ("mha", "gqa", "mqa", "mla"):
-        raise InvalidValueError(f"--attention: unknown kind {attention!r}; use mha, gqa, mqa or mla")
+        raise InvalidValueError(f"`attention`: unknown kind {attention!r}; use mha, gqa, mqa or mla")
     rows = []
     for config in load_all():
         if family is not None and config.family != family:
@@ -175,7 +175,7 @@ def preset_rows(*, family: str | None = None, attention: str | None = None) -> l
         )
     if family is not None and not rows:
         families = sorted({c.family for c in load_all()})
-        raise InvalidValueError(f"--family: no preset of family {family!r}; families: {', '.join(families)}")
+        raise InvalidValueError(f"`family`: no preset of family {family!r}; families: {', '.join(families)}")
     return rows
 
 

@@ -278,6 +278,45 @@ def _resolve_site(
     return pue, grid, _resolve_power(acc, power_w), _resolve_price(acc, usd_per_gpu_hour)
 
 
+def _resolve_global_batch(config: ArchConfig, global_batch: int | None, seq_len: int) -> tuple[int, str]:
+    """Sequences per step for the planner: given, else the preset's published batch (sequences or tokens)."""
+    if global_batch is not None:
+        return global_batch, "given"
+    if config.training.global_batch_seqs:
+        return config.training.global_batch_seqs, "preset training.global_batch_seqs"
+    if config.training.global_batch_tokens:
+        return max(1, round(config.training.global_batch_tokens / seq_len)), "preset training.global_batch_tokens"
+    raise InvalidValueError(
+        f"{config.name} publishes no global batch; pass --global-batch (sequences per step) with a parallel "
+        "configuration"
+    )
+
+
+def planned_throughput(
+    config: ArchConfig, acc: Accelerator, *, n_gpus: int, seq_len: int, dtype: str, global_batch: int | None,
+    parallel: Mapping[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Tokens/s per GPU of the fastest fitting plan (llmarch.calc.plan) with the given knobs, and its details."""
+    from llmarch.calc.plan import plan_training
+
+    batch, batch_source = _resolve_global_batch(config, global_batch, seq_len)
+    result = plan_training(config, gpu=acc, n_gpus=n_gpus, global_batch=batch, seq_len=seq_len, dtype=dtype, top=1,
+                           **parallel)  # fmt: skip
+    best = result.best
+    if best is None:
+        assert result.closest is not None
+        raise InvalidValueError(
+            f"no parallel configuration of {config.name} fits {n_gpus} x {acc.name} (the closest needs "
+            f"{-result.closest.headroom_bytes / 2**30:.1f} GiB more per GPU); change --n-gpus or the knobs, or pass "
+            "--mfu"
+        )
+    plan = {k: getattr(best, k) for k in ("tp", "pp", "dp", "cp", "ep", "zero", "recompute", "micro_batch",
+                                          "virtual_stages", "sequence_parallel", "grad_accum")}  # fmt: skip
+    return {"tokens_per_s_per_gpu": best.tokens_per_s_per_gpu, "mfu": best.mfu, "hfu": best.hfu,
+            "mfu_palm": best.mfu_palm, "step_time_s": best.step_time_s, "global_batch": batch,
+            "global_batch_source": batch_source, "plan": plan}  # fmt: skip
+
+
 def estimate_training_cost(
     config: ArchConfig,
     gpu: str | Accelerator,
@@ -295,81 +334,106 @@ def estimate_training_cost(
     region: str | None = None,
     grid_kg_co2e_per_kwh: float | None = None,
     node_overhead_w: float | None = None,
+    global_batch: int | None = None,
+    parallel: Mapping[str, Any] | None = None,
 ) -> CostEstimate:
     """Estimate the cost of training `config` on `gpu`: FLOPs, GPU-hours, days, USD, kWh and kg CO2e.
 
-    Defaults (recorded in the result's assumptions): tokens = the preset's published count; one device;
-    MFU 0.4; bf16; the preset's training context (else its max_seq_len); PUE 1.1; region "us" (0.385
-    kg CO2e/kWh); the catalog's power and default price. With recomputation the FLOPs include the
-    recomputed work and `mfu` is then the hardware FLOPs utilisation (HFU; Chowdhery et al. 2022, App. B).
+    Throughput: with a parallel configuration (`parallel` knobs of llmarch.calc.plan.plan_training, or a
+    `global_batch`) and no `mfu`, the planner's step-time model gives tokens/s per GPU (n_gpus is then
+    required); otherwise model FLOPs / (peak x MFU). `mfu` is always model FLOPs utilisation: recomputed
+    FLOPs are not counted in it (they appear in `hfu`, Chowdhery et al. 2022, App. B). Defaults (recorded
+    in the assumptions): tokens = the preset's published count; one device; MFU 0.4; bf16; the preset's
+    training context; PUE 1.1; region "us" (0.385 kg CO2e/kWh); the catalog's power and default price.
     """
     defaults: list[str] = []
     acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
     n_tokens, tokens_source = resolve_tokens(config, tokens)
     if tokens is None:
         defaults.append("tokens")
+    use_plan = mfu is None and (global_batch is not None or bool(parallel))
+    if use_plan and n_gpus is None:
+        raise InvalidValueError("--n-gpus is required with a parallel configuration (the plan depends on it)")
     if n_gpus is None:
         n_gpus = DEFAULT_N_GPUS
         defaults.append("n_gpus")
     n_gpus = _check_n_gpus(n_gpus)
-    if mfu is None:
-        mfu = DEFAULT_MFU
-        defaults.append("mfu")
-    mfu = _check_mfu(mfu)
     if dtype is None:
-        dtype = DEFAULT_DTYPE
         defaults.append("dtype")
-    dtype = canonical_peak_dtype(dtype)
+    dtype = canonical_peak_dtype(dtype or DEFAULT_DTYPE)
     peak = acc.peak(dtype)
+    seq_source = "given" if seq_len is not None else ("preset training.seq_len" if config.training.seq_len
+                                                      else "preset max_seq_len")  # fmt: skip
     if seq_len is None:
         seq_len = config.training.seq_len or config.max_seq_len
-        seq_source = "preset training.seq_len" if config.training.seq_len else "preset max_seq_len"
         defaults.append("seq_len")
-    else:
-        seq_source = "given"
     if recompute not in RECOMPUTE_MODES:
         raise InvalidValueError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
     if flops_method not in FLOPS_METHODS:
         raise InvalidValueError(f"--flops-method must be one of {', '.join(FLOPS_METHODS)}, got {flops_method!r}")
     pue, grid, power, price = _resolve_site(acc, pue, region, grid_kg_co2e_per_kwh, power_w, usd_per_gpu_hour, defaults)
     power = with_node_overhead(power, node_overhead_w)
-
-    flops = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute, method=flops_method)
-    hours = gpu_hours_from_flops(flops, peak, mfu)
+    hardware_flops = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute, method=flops_method)
+    model_flops = training_flops(config, n_tokens, seq_len=seq_len, method=flops_method)
+    planned: dict[str, Any] = {}
+    if use_plan:
+        knobs = {**(parallel or {}), **({"recompute": recompute} if recompute != "none" else {})}
+        planned = planned_throughput(config, acc, n_gpus=n_gpus, seq_len=seq_len, dtype=dtype,
+                                     global_batch=global_batch, parallel=knobs)  # fmt: skip
+        hours = n_tokens / planned["tokens_per_s_per_gpu"] / SECONDS_PER_HOUR
+        mfu = model_flops / (hours * SECONDS_PER_HOUR * peak)
+    else:
+        if mfu is None:
+            mfu = DEFAULT_MFU
+            defaults.append("mfu")
+        hours = gpu_hours_from_flops(model_flops, peak, _check_mfu(mfu))
     energy, co2e = _energy_and_carbon(hours, power, pue, grid)
     assumptions: dict[str, Any] = {
-        "tokens": n_tokens,
-        "tokens_source": tokens_source,
-        "flops_method": flops_method,
-        "flops_per_token": flops / n_tokens,
-        "seq_len": seq_len,
-        "seq_len_source": seq_source,
-        "recompute": recompute,
-        "gpu": acc.name,
-        "gpu_name": acc.display_name,
-        "dtype": dtype,
-        "peak_flop_per_s": peak,
-        "peak_source": acc.source,
-        "n_gpus": n_gpus,
-        "mfu": mfu,
-        "utilization": "mfu" if recompute == "none" else "hfu (recomputed FLOPs included)",
-        **price,
-        **power,
-        "pue": pue,
-        **grid,
-        "scaling": "perfect (GPU-hours independent of n_gpus); no restarts, evaluation or checkpoint pauses",
-        "defaults": defaults,
-    }
+        "tokens": n_tokens, "tokens_source": tokens_source, "flops_method": flops_method,
+        "flops_per_token": hardware_flops / n_tokens, "seq_len": seq_len, "seq_len_source": seq_source,
+        "recompute": recompute, "gpu": acc.name, "gpu_name": acc.display_name, "dtype": dtype, "peak_flop_per_s": peak,
+        "peak_source": acc.source, "n_gpus": n_gpus, "mfu": mfu, "hfu": mfu * hardware_flops / model_flops,
+        "mfu_source": "plan (llmarch.calc.plan step-time model)" if use_plan else "given or default",
+        "utilization": "mfu (model FLOPs; recomputed FLOPs are in hfu)", **planned, **price, **power, "pue": pue,
+        **grid, "scaling": "the plan's step time" if use_plan else "perfect (GPU-hours independent of n_gpus); "
+        "no restarts, evaluation or checkpoint pauses", "defaults": defaults,
+    }  # fmt: skip
     return CostEstimate(
         name=config.name,
-        training_flops=flops,
+        training_flops=hardware_flops,
         gpu_hours=hours,
-        wall_clock_s=wall_clock_s(flops, n_gpus, peak, mfu),
+        wall_clock_s=hours * SECONDS_PER_HOUR / n_gpus,
         cost_usd=None if price["usd_per_gpu_hour"] is None else cost_usd(hours, price["usd_per_gpu_hour"]),
         energy_kwh=energy,
         co2e_kg=co2e,
         assumptions=MappingProxyType(assumptions),
     )
+
+
+def implied_utilization(
+    config: ArchConfig, gpu: str | Accelerator, *, gpu_hours: float, tokens: str | float | None = None,
+    seq_len: int | None = None, recompute: Recompute = "none", dtype: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The MFU and HFU a published run implies: training FLOPs / (GPU-hours x 3600 x dense peak).
+
+    MFU counts model FLOPs only (llmarch's causal convention, and `mfu_palm` in the PaLM convention
+    6 N + 12 L H Q T, Chowdhery et al. 2022, App. B); HFU adds the recomputed FLOPs of `recompute`.
+    Published GPU-hours usually include restarts and evaluation, so these are lower bounds of the
+    utilisation the run sustained.
+    """
+    from llmarch.calc.plan import palm_flops_per_token
+
+    acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
+    n_tokens, tokens_source = resolve_tokens(config, tokens)
+    seq_len = seq_len or config.training.seq_len or config.max_seq_len
+    peak = acc.peak(canonical_peak_dtype(dtype or DEFAULT_DTYPE))
+    device_flops = positive("--gpu-hours", gpu_hours) * SECONDS_PER_HOUR * peak
+    model = training_flops(config, n_tokens, seq_len=seq_len)
+    hardware = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute)
+    palm = palm_flops_per_token(config, seq_len) * n_tokens
+    return {"tokens": n_tokens, "tokens_source": tokens_source, "seq_len": seq_len, "training_flops": model,
+            "implied_mfu": model / device_flops, "implied_hfu": hardware / device_flops,
+            "implied_mfu_palm": palm / device_flops, "recompute": recompute}  # fmt: skip
 
 
 def footprint(
@@ -384,12 +448,15 @@ def footprint(
     usd_per_gpu_hour: float | None = None,
     n_gpus: int | None = None,
     name: str = "measured",
+    utilization: Mapping[str, Any] | None = None,
 ) -> CostEstimate:
     """Energy, carbon and cost from measured GPU-hours (no architecture, no FLOPs).
 
     The same energy and carbon formulas as `estimate_training_cost`, from a published or metered
     GPU-hours figure: how LLaMA's Table 15 and Llama 2's Table 2 footprints are computed. Power comes
     from `power_w`, else the catalog row of `gpu`; wall-clock time is given only with `n_gpus`.
+    `utilization` (from `implied_utilization`, for a preset's published run) adds the MFU and HFU the
+    GPU-hours imply, and the training FLOPs.
     """
     defaults: list[str] = []
     hours = positive("--gpu-hours", gpu_hours)
@@ -407,11 +474,12 @@ def footprint(
         **power,
         "pue": pue,
         **grid,
+        **(utilization or {}),
         "defaults": defaults,
     }
     return CostEstimate(
         name=name,
-        training_flops=None,
+        training_flops=None if utilization is None else utilization["training_flops"],
         gpu_hours=hours,
         wall_clock_s=None if n_gpus is None else hours * SECONDS_PER_HOUR / n_gpus,
         cost_usd=None if price["usd_per_gpu_hour"] is None else cost_usd(hours, price["usd_per_gpu_hour"]),

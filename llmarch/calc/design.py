@@ -63,7 +63,11 @@ DEFAULT_MLA_ROPE_DIM = 64
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_GPU = "h100-sxm"  # the accelerator designs are costed on unless --gpu says otherwise
 DEFAULT_TOP = 5
+DEFAULT_GLOBAL_BATCH_TOKENS = 4 * 2**20  # tokens per optimizer step for the planner (Llama 2: "4M", 1024 x 4096)
 ATTENTION_KINDS = ("gqa", "mla", "swa")
+#: Most d_model values one sweep tries: 10T parameters (Chinchilla Table 3's largest row) need 596 at multiples of
+#: 128 and under 1 GB of memory; 27T would need 834 and 2 GB.
+MAX_WIDTHS = 720
 
 # Attention variant codes in the sweep's arrays.
 _GQA, _MLA = 0, 1
@@ -104,8 +108,9 @@ class ShapeSpace:
         for name in ("heads_multiple", "d_model_multiple", "d_ff_multiple", "vocab_size", "vocab_multiple",
                      "sliding_window", "mla_rope_dim", "context", "seq_len"):  # fmt: skip
             positive_int(name, getattr(self, name))
-        for name in ("d_heads", "kv_heads", "global_every", "mla_kv_ranks"):
-            values = getattr(self, name)
+        # Named as the `llmarch design` options that set them (--d-head 64,128).
+        for name, values in (("d_head", self.d_heads), ("kv_heads", self.kv_heads),
+                             ("global_every", self.global_every), ("mla_kv_rank", self.mla_kv_ranks)):  # fmt: skip
             if not values:
                 raise InvalidValueError(f"{name} must list at least one value")
             for value in values:
@@ -268,8 +273,9 @@ def _product(d_model: int, layers: Any, ffs: Any, rows: list[tuple[int, int, int
     }
 
 
-def _block(d_model: int, target: float, space: ShapeSpace, *, prune: bool = True) -> dict[str, Any] | None:
-    """The shapes with this d_model that can land in the size band, as flat numpy arrays (None if none).
+def _block(d_model: int, target: float, space: ShapeSpace, *, prune: bool = True) -> tuple[dict[str, Any] | None, int]:
+    """The shapes with this d_model that can land in the size band, as flat numpy arrays (None if none), and
+    the size of the unpruned product they stand for.
 
     n_layers is limited by the aspect ratio and by the band: with the smallest and largest layer the
     variants and d_ff range allow, layers outside [(N_low - outside) / largest, (N_high - outside) /
@@ -283,7 +289,7 @@ def _block(d_model: int, target: float, space: ShapeSpace, *, prune: bool = True
     ffs = np.arange(int(np.ceil(space.ff_ratio[0] * d_model / m)) * m, int(space.ff_ratio[1] * d_model // m) * m + 1, m)
     rows = _variant_rows(d_model, space)
     if not len(ffs) or not rows:
-        return None
+        return None, 0
     probe = _product(d_model, [0, 1], ffs[[0, -1]], rows)  # zero and one layer, smallest and largest d_ff
     size = _size(probe, space)
     one = probe["n_layers"] == 1
@@ -292,10 +298,11 @@ def _block(d_model: int, target: float, space: ShapeSpace, *, prune: bool = True
     low = max(np.ceil(d_model / space.aspect_ratio[1]), np.ceil((n_low - outside) / per_layer.max()), 1)
     high = min(d_model // space.aspect_ratio[0], np.floor((n_high - outside) / per_layer.min()))
     if high < low:
-        return None
+        return None, 0
     layers = np.arange(int(low), int(high) + 1)
+    considered = len(layers) * len(ffs) * len(rows)
     if not prune:
-        return _product(d_model, layers, ffs, rows)
+        return _product(d_model, layers, ffs, rows), considered
     base = _product(d_model, layers, ffs[:1], rows)  # every (layers, variant) at the smallest d_ff
     size0 = _size(base, space)
     step = _size({**base, "d_ff": base["d_ff"] + m}, space) - size0  # exact: the count is linear in d_ff
@@ -303,12 +310,12 @@ def _block(d_model: int, target: float, space: ShapeSpace, *, prune: bool = True
     k_high = np.minimum(np.floor((n_high - size0) / step), len(ffs) - 1).astype(np.int64)
     count = np.maximum(k_high - k_low + 1, 0)
     if not count.any():
-        return None
+        return None, considered
     which = np.repeat(np.arange(len(count)), count)
     offset = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count)
     block = {k: v[which] for k, v in base.items()}
     block["d_ff"] = ffs[0] + m * (k_low[which] + offset)
-    return block
+    return block, considered
 
 
 def _size(s: dict[str, Any], space: ShapeSpace) -> numpy.ndarray:
@@ -317,12 +324,13 @@ def _size(s: dict[str, Any], space: ShapeSpace) -> numpy.ndarray:
     return active if space.moe is not None else total
 
 
-def iter_blocks(target_params: float, space: ShapeSpace, *, prune: bool = True) -> Iterator[dict[str, Any]]:
-    """The sweep, one block per d_model, each a dict of equal-length numpy arrays (see `_block`)."""
+def iter_blocks(
+    target_params: float, space: ShapeSpace, *, prune: bool = True
+) -> Iterator[tuple[dict[str, Any] | None, int]]:
+    """The sweep, one block per d_model: a dict of equal-length numpy arrays or None, and the size of the
+    unpruned product it stands for (see `_block`)."""
     for d_model in _d_model_range(target_params, space):
-        block = _block(d_model, target_params, space, prune=prune)
-        if block is not None:
-            yield block
+        yield _block(d_model, target_params, space, prune=prune)
 
 
 @dataclass(frozen=True)
@@ -330,6 +338,7 @@ class Sweep:
     """The shapes within the size band (and KV budget), as arrays, and how many were evaluated in all."""
 
     n_evaluated: int
+    n_considered: int  # the product the sweep stands for: every d_ff of the MLP ratio (pruning skips most)
     shapes: dict[str, Any]  # field -> numpy array, plus params_total, params_active, kv_bytes_per_token, ...
 
     def __len__(self) -> int:
@@ -347,9 +356,18 @@ def sweep(target_params: float, space: ShapeSpace, *, prune: bool = True) -> Swe
 
     space.check()
     target = positive("target_params", target_params)
+    widths = len(_d_model_range(target, space))
+    if widths > MAX_WIDTHS:
+        raise InvalidValueError(
+            f"target_params {target:.3g} needs {widths:,} d_model values at d_model_multiple {space.d_model_multiple}"
+            f" (at most {MAX_WIDTHS:,}); pass a larger d_model_multiple or a smaller budget"
+        )
     kept: list[dict[str, Any]] = []
-    n = 0
-    for block in iter_blocks(target, space, prune=prune):
+    n = considered = 0
+    for block, product in iter_blocks(target, space, prune=prune):
+        considered += product
+        if block is None:
+            continue
         n += len(block["d_model"])
         total, active = shape_params(block, space)
         size = active if space.moe is not None else total
@@ -361,11 +379,11 @@ def sweep(target_params: float, space: ShapeSpace, *, prune: bool = True) -> Swe
             part["params_total"], part["params_active"] = total[keep], active[keep]
             kept.append(part)
     if not kept:
-        return Sweep(n, {})
+        return Sweep(n, considered, {})
     shapes = {k: np.concatenate([p[k] for p in kept]) for k in kept[0]}
     shapes["kv_bytes_per_token"] = shape_kv_bytes_per_token(shapes, space)
     shapes["training_flops_per_token"] = shape_training_flops_per_token(shapes, space)
-    return Sweep(n, shapes)
+    return Sweep(n, considered, shapes)
 
 
 # -- from a row of the sweep to an ArchConfig ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from llmarch.calc.flops import RECOMPUTE_MODES
 from llmarch.calc.memory import weights_bytes
@@ -34,11 +35,14 @@ MASK_BYTES = 1
 FP32_BYTES = 4
 
 #: Mixed-precision AdamW bytes per parameter (Rajbhandari et al. 2020, ZeRO, arXiv:1910.02054, section 3.1):
-#: 16-bit weights and 16-bit gradients (2 + 2), and K = 12 bytes of fp32 optimizer state: master weights,
-#: Adam's first moment m and second moment v (4 + 4 + 4).
+#: 16-bit weights (2) and K = 12 bytes of fp32 optimizer state: master weights, Adam's first moment m and
+#: second moment v (4 + 4 + 4). Gradients are kept in GRADIENT_BYTES[grad_dtype]: Megatron-LM's bf16 default
+#: accumulates and reduces fp32 "main" gradients (4 bytes; 18 bytes/param in all), FSDP / DeepSpeed mixed
+#: precision keep 16-bit gradients (2 bytes; ZeRO's 16 bytes/param).
 WEIGHT_BYTES_PER_PARAM = 2
-GRADIENT_BYTES_PER_PARAM = 2
 OPTIMIZER_BYTES_PER_PARAM = 12
+GRADIENT_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2}
+DEFAULT_GRAD_DTYPE = "fp32"
 
 #: Per-rank random-number-generator state a resumable checkpoint saves, in bytes: torch's CPU generator
 #: (torch.get_rng_state(), 5,056 bytes), the CUDA Philox seed and offset (16), NumPy's MT19937 (624 x 4 =
@@ -49,6 +53,14 @@ RNG_STATE_BYTES_PER_RANK = 5056 + 16 + 2496 + 2500
 SCHEDULER_STATE_BYTES = 1000
 
 ZERO_STAGES: tuple[int, ...] = (0, 1, 2, 3)
+
+
+def training_seq_len(config: ArchConfig) -> int:
+    """The sequence length a preset was trained at: training.seq_len where published, else max_seq_len.
+
+    The default of every training calculator (`llmarch memory`, `plan`, `estimate-cost`, `report`).
+    """
+    return config.training.seq_len or config.max_seq_len
 
 
 def _check_recompute(recompute: str) -> None:
@@ -179,21 +191,46 @@ def layer_activations(
         cross, cross_core = attention_block()
         attention, core = attention + cross, core + cross_core
 
-    n_hidden = 3 if config.gated_mlp else 2
-    mlp_input_shared = config.parallel_block and config.parallel_block_shared_norm
-    mlp_rep = (0 if mlp_input_shared else a * tokens * d) + (m * tokens * d if dropout else 0)
-    if moe:
-        assert config.n_experts is not None and config.n_experts_per_token is not None
-        k, n_shared, d_e = config.n_experts_per_token, config.n_shared_experts, config.expert_d_ff
-        mlp_rep += a * tokens * config.n_experts + k * a * tokens * d  # router logits, dispatched copies
-        mlp_split = (k + n_shared) * n_hidden * a * tokens * d_e
-    else:
-        mlp_split = n_hidden * a * tokens * config.d_ff
+    mlp_rep, mlp_split = _mlp_activation_bytes(config, tokens, moe=moe, dropout=dropout)
     mlp = mlp_rep * replicated + mlp_split * split
 
     if recompute == "selective":
         core = 0.0
     return LayerActivations(norm, attention, core, mlp, 0.0, norm + attention + core + mlp)
+
+
+def _mlp_activation_bytes(config: ArchConfig, tokens: int, *, moe: bool, dropout: bool) -> tuple[float, float]:
+    """(d-wide bytes, d_ff-wide bytes) an MLP or MoE block stores for `tokens` tokens (see `layer_activations`)."""
+    a, m, d = ACTIVATION_BYTES, MASK_BYTES, config.d_model
+    n_hidden = 3 if config.gated_mlp else 2
+    mlp_input_shared = config.parallel_block and config.parallel_block_shared_norm
+    rep = (0 if mlp_input_shared else a * tokens * d) + (m * tokens * d if dropout else 0)
+    if not moe:
+        return rep, n_hidden * a * tokens * config.d_ff
+    assert config.n_experts is not None and config.n_experts_per_token is not None
+    k, n_shared, d_e = config.n_experts_per_token, config.n_shared_experts, config.expert_d_ff
+    rep += a * tokens * config.n_experts + k * a * tokens * d  # router logits, dispatched copies
+    return rep, (k + n_shared) * n_hidden * a * tokens * d_e
+
+
+def _peak_stage(
+    layer_bytes: list[float], pp: int, in_flight: float, n_micro_batches: int | None, interleave: float
+) -> tuple[int, float]:
+    """(layers, bytes) of the pipeline stage holding the most activations under 1F1B.
+
+    Stage j holds min(pp - j, micro-batches) micro-batches in flight (Narayanan et al. 2021). When pp does
+    not divide the L layers, the L mod pp stages with one more layer are placed last, where fewer
+    micro-batches are in flight (as Llama 3 trims its first stage; Dubey et al. 2024, section 3.3.2): the
+    peak is the first stage (floor(L / pp) layers, `in_flight`) or the first longer stage.
+    """
+    base, extra = divmod(len(layer_bytes), pp)
+    first = in_flight * sum(layer_bytes[:base])
+    if not extra:
+        return base, first
+    start = base * (pp - extra)
+    later = min(extra, n_micro_batches if n_micro_batches is not None else extra) * interleave
+    longer = later * sum(layer_bytes[start : start + base + 1])
+    return (base, first) if first >= longer else (base + 1, longer)
 
 
 def _layer_kinds(config: ArchConfig) -> list[tuple[bool, bool]]:
@@ -216,8 +253,8 @@ class ActivationMemory:
     recompute: str
     flash: bool
     dropout: bool
-    n_stage_layers: int  # layers on the first pipeline stage
-    in_flight_micro_batches: int  # micro-batches whose activations the first stage holds (1F1B: pp)
+    n_stage_layers: int  # layers on the pipeline stage holding the most activations
+    in_flight_micro_batches: float  # micro-batches of the stage's layers held (1F1B: pp; interleaved: more)
     max_layer_bytes: float  # the largest layer's stored activations, one micro-batch
     layers_bytes: float  # all stage layers x in-flight micro-batches
     embedding_bytes: float  # embedding dropout mask per in-flight micro-batch
@@ -237,6 +274,9 @@ def activation_memory(
     recompute: str = "none",
     flash: bool = False,
     dropout: bool = True,
+    cp: int = 1,
+    virtual_stages: int = 1,
+    n_micro_batches: int | None = None,
 ) -> ActivationMemory:
     """Activation bytes per GPU on the first pipeline stage, summed over its layers and in-flight micro-batches.
 
@@ -244,8 +284,9 @@ def activation_memory(
     (Narayanan et al. 2021, arXiv:2104.04473) the first stage holds the activations of pp micro-batches
     for its L/pp layers, so pipelining does not reduce the total, L x per-layer (eq. 5; 34 s b h L / t
     with sequence parallelism and selective recomputation, eq. 6). This assumes at least pp micro-batches
-    per step. Layers come from `layer_activations`; the stage holds the first ceil(L/pp) of them
-    (encoder layers first). Outside the layers (section 4.3): the embedding dropout mask, s b h p / t
+    per step. Layers come from `layer_activations`; when pp does not divide L the stage with the peak is
+    found by `_peak_stage` (the first stage holds floor(L/pp) of them, encoder layers first). Outside the
+    layers (section 4.3): the embedding dropout mask, s b h p / t
     bytes, and, only when pp = 1 (otherwise on the last stage, which holds fewer micro-batches), the final
     norm input and head input (2 + 2) s b h plus the fp32 logits 4 s b v, all divided by t under sequence
     parallelism (the logits always, the head being vocabulary-parallel): 4 s b h (1 + v / h) / t.
@@ -253,26 +294,30 @@ def activation_memory(
     With recomputation, one layer's activations are rebuilt during its backward pass: `recompute_bytes`
     adds the largest layer's full activations (full recomputation) or its attention core (selective), for
     one micro-batch, a transient the paper's totals leave out.
+
+    Interleaved 1F1B with v virtual stages holds (1 + (pp - 1) / (pp v)) times more on the first stage
+    (ibid., section 4.2.3); with fewer than pp micro-batches per step (`n_micro_batches`) only those are
+    in flight. Context parallelism over cp GPUs splits the sequence: each GPU keeps seq_len / cp tokens.
     """
-    positive_int("pp", pp)
+    for name, value in (("pp", pp), ("cp", cp), ("virtual_stages", virtual_stages)):
+        positive_int(name, value)
+    if seq_len % cp:
+        raise InvalidValueError(f"cp ({cp}) must divide seq_len ({seq_len}): context parallelism splits the sequence")
+    seq_len //= cp
     kinds = _layer_kinds(config)
     if pp > len(kinds):
         raise InvalidValueError(f"pp ({pp}) must not exceed {config.name}'s {len(kinds)} layers")
-    common = {
-        "seq_len": seq_len,
-        "micro_batch": micro_batch,
-        "tp": tp,
-        "sequence_parallel": sequence_parallel,
-        "flash": flash,
-        "dropout": dropout,
-    }
+    common: dict[str, Any] = {"seq_len": seq_len, "micro_batch": micro_batch, "tp": tp,
+                              "sequence_parallel": sequence_parallel, "flash": flash, "dropout": dropout}  # fmt: skip
     stored = {
         kind: layer_activations(config, recompute=recompute, moe=kind[0], cross_attention=kind[1], **common)
         for kind in set(kinds)
     }
-    n_stage = -(-len(kinds) // pp)  # ceil
-    in_flight = pp
-    layers = in_flight * sum(stored[kind].total_bytes for kind in kinds[:n_stage])
+    in_flight = float(pp if n_micro_batches is None else min(pp, n_micro_batches))
+    interleave = 1 + (pp - 1) / (pp * virtual_stages) if virtual_stages > 1 else 1.0
+    n_stage, layers = _peak_stage(
+        [stored[kind].total_bytes for kind in kinds], pp, in_flight * interleave, n_micro_batches, interleave
+    )
     max_layer = max(layer.total_bytes for layer in stored.values())
 
     s, b, d = seq_len, micro_batch, config.d_model
@@ -319,34 +364,61 @@ def activation_memory(
 class ModelStates:
     """Bytes of weights, gradients and optimizer states on one GPU under mixed-precision AdamW."""
 
-    weights_bytes: float  # 16-bit working weights
-    gradients_bytes: float  # 16-bit gradients
+    weights_bytes: float  # 16-bit working weights (+ ZeRO-3's gathered layers)
+    gradients_bytes: float  # gradients in grad_dtype
     optimizer_bytes: float  # fp32 master weights, Adam m and v
     total_bytes: float
 
 
-def model_states(n_params: float, *, dp: int = 1, zero: int = 0, tp: int = 1, pp: int = 1) -> ModelStates:
-    """Model-state bytes per GPU: (2 + 2 + 12) x n_params, split by model parallelism and ZeRO.
+def _check_grad_dtype(grad_dtype: str) -> int:
+    if grad_dtype not in GRADIENT_BYTES:
+        raise InvalidValueError(f"grad_dtype must be one of {', '.join(GRADIENT_BYTES)}, got {grad_dtype!r}")
+    return GRADIENT_BYTES[grad_dtype]
+
+
+def model_states(
+    n_params: float,
+    *,
+    dp: int = 1,
+    zero: int = 0,
+    tp: int = 1,
+    pp: int = 1,
+    grad_dtype: str = DEFAULT_GRAD_DTYPE,
+    n_expert_params: float = 0.0,
+    ep: int = 1,
+    gathered_params: float = 0.0,
+) -> ModelStates:
+    """Model-state bytes per GPU: (2 + g + 12) x n_params, split by model parallelism and ZeRO.
 
     Rajbhandari et al. 2020 (ZeRO, arXiv:1910.02054, section 3.1 and 5, Figure 1): mixed-precision Adam
-    keeps 2 Psi bytes of 16-bit weights, 2 Psi of 16-bit gradients and K Psi = 12 Psi of fp32 optimizer
-    state (master weights, momentum, variance), 16 Psi in all. Tensor and pipeline parallelism divide
-    every part by t x p (weights spread evenly: the embedding and head on the first and last pipeline
-    stages are not placed exactly); ZeRO then shards across the dp data-parallel ranks the optimizer state
-    (stage 1, P_os), also the gradients (stage 2, P_os+g) and also the weights (stage 3, P_os+g+p).
-    Left out: ZeRO-3's gathered copy of the layer being computed, communication buckets, and the fp32
-    gradient accumulation buffer some frameworks keep (Megatron's main_grad, 4 bytes/param).
+    keeps 2 Psi bytes of 16-bit weights, g Psi of gradients and K Psi = 12 Psi of fp32 optimizer state
+    (master weights, momentum, variance). g = 4 for fp32 gradients (Megatron-LM's bf16 default keeps fp32
+    main_grad buffers: 18 bytes/param; Korthikanti et al. 2022 and llm-analysis count the same), 2 for
+    16-bit gradients (ZeRO's 16 bytes/param). Tensor and pipeline parallelism divide every part by t x p
+    (weights spread evenly); the `n_expert_params` of an MoE (included in n_params) are also split over
+    the ep expert-parallel ranks. ZeRO then shards across the dp data-parallel ranks (for experts, dp / ep)
+    the optimizer state (stage 1, P_os), also the gradients (stage 2, P_os+g) and also the weights (stage 3,
+    P_os+g+p, FSDP), which then gathers `gathered_params` 16-bit parameters at a time (the layers being
+    computed and prefetched). Left out: communication buckets and allocator fragmentation.
     """
     if isinstance(n_params, bool) or not isinstance(n_params, (int, float)) or n_params < 0:
         raise InvalidValueError(f"n_params must be a non-negative number, got {n_params!r}")
-    for name, value in (("dp", dp), ("tp", tp), ("pp", pp)):
+    for name, value in (("dp", dp), ("tp", tp), ("pp", pp), ("ep", ep)):
         positive_int(name, value)
     if isinstance(zero, bool) or not isinstance(zero, int) or zero not in ZERO_STAGES:
         raise InvalidValueError(f"zero must be one of 0, 1, 2, 3, got {zero!r}")
-    per_gpu = n_params / (tp * pp)
-    weights = WEIGHT_BYTES_PER_PARAM * per_gpu / (dp if zero >= 3 else 1)
-    gradients = GRADIENT_BYTES_PER_PARAM * per_gpu / (dp if zero >= 2 else 1)
-    optimizer = OPTIMIZER_BYTES_PER_PARAM * per_gpu / (dp if zero >= 1 else 1)
+    grad_bytes = _check_grad_dtype(grad_dtype)
+    dense = (n_params - n_expert_params) / (tp * pp)
+    experts = n_expert_params / (tp * pp * ep)
+    expert_dp = max(dp / ep, 1.0)
+
+    def shard(stage: int) -> float:
+        """Parameters per GPU of a state that ZeRO shards from `stage` on."""
+        return dense / (dp if zero >= stage else 1) + experts / (expert_dp if zero >= stage else 1)
+
+    weights = WEIGHT_BYTES_PER_PARAM * (shard(3) + (gathered_params if zero >= 3 else 0.0))
+    gradients = grad_bytes * shard(2)
+    optimizer = OPTIMIZER_BYTES_PER_PARAM * shard(1)
     return ModelStates(weights, gradients, optimizer, weights + gradients + optimizer)
 
 
@@ -391,7 +463,7 @@ class TrainingMemory:
 
     n_params: int
     n_gpus: int
-    dp: int  # data-parallel ranks = n_gpus / (tp x pp)
+    dp: int  # data-parallel ranks = n_gpus / (tp x pp x cp)
     tp: int
     pp: int
     zero: int
@@ -401,10 +473,33 @@ class TrainingMemory:
     activations: ActivationMemory
     activations_bytes: float
     total_bytes: float
+    cp: int = 1
+    ep: int = 1
+    grad_dtype: str = DEFAULT_GRAD_DTYPE
 
     def fits(self, accelerator_memory_bytes: float, *, reserve_fraction: float = DEFAULT_RESERVE_FRACTION) -> Fit:
         """Whether this fits one accelerator of `accelerator_memory_bytes` (see `fit`)."""
         return fit(self.total_bytes, accelerator_memory_bytes, reserve_fraction=reserve_fraction)
+
+
+def expert_param_count(config: ArchConfig) -> int:
+    """Parameters of all routed experts (what expert parallelism shards); 0 for a dense model."""
+    if not config.is_moe:
+        return 0
+    from llmarch.calc.params import mlp_params
+
+    assert config.n_experts is not None
+    return config.n_moe_layers * config.n_experts * mlp_params(config, config.expert_d_ff)
+
+
+def zero3_gathered_params(config: ArchConfig, *, tp: int = 1, ep: int = 1) -> float:
+    """Parameters ZeRO-3 / FSDP holds unsharded at once per GPU: two layers (the one computed, the one prefetched)."""
+    n_params = count_params(config).total
+    layers = config.n_layers + config.n_encoder_layers
+    per_layer = (n_params - expert_param_count(config)) / layers + expert_param_count(config) / ep / max(
+        config.n_moe_layers, 1
+    )
+    return 2 * per_layer / tp
 
 
 def training_memory(
@@ -418,21 +513,38 @@ def training_memory(
     pp: int = 1,
     sequence_parallel: bool = False,
     recompute: str = "none",
-    flash: bool = False,
-    dropout: bool = True,
+    flash: bool = True,
+    dropout: bool = False,
+    cp: int = 1,
+    ep: int = 1,
+    virtual_stages: int = 1,
+    grad_dtype: str = DEFAULT_GRAD_DTYPE,
+    n_micro_batches: int | None = None,
 ) -> TrainingMemory:
     """Training bytes per GPU: model states (`model_states`) + activations (`activation_memory`).
 
-    The n_gpus GPUs form tp x pp x dp (dp = n_gpus / (tp pp) data-parallel ranks, over which ZeRO shards).
-    The activations are those of the first pipeline stage, the stage that holds the most.
+    The n_gpus GPUs form tp x cp x dp x pp (dp = n_gpus / (tp pp cp) data-parallel ranks; ZeRO shards over
+    dp x cp, as Megatron-LM's distributed optimizer does; expert parallelism ep divides dp x cp). Defaults
+    are what modern training runs: FlashAttention, no dropout, fp32 main gradients (Megatron-LM's bf16
+    default). The activations are those of the first pipeline stage, the stage that holds the most.
     """
-    for name, value in (("n_gpus", n_gpus), ("tp", tp), ("pp", pp)):
+    for name, value in (("n_gpus", n_gpus), ("tp", tp), ("pp", pp), ("cp", cp), ("ep", ep)):
         positive_int(name, value)
-    if n_gpus % (tp * pp):
-        raise InvalidValueError(f"n_gpus ({n_gpus}) must be a multiple of tp x pp ({tp} x {pp} = {tp * pp})")
-    dp = n_gpus // (tp * pp)
+    if n_gpus % (tp * pp * cp):
+        raise InvalidValueError(
+            f"n_gpus ({n_gpus}) must be a multiple of tp x pp x cp ({tp} x {pp} x {cp} = {tp * pp * cp})"
+        )
+    dp = n_gpus // (tp * pp * cp)
+    if ep > 1 and (not config.is_moe or (dp * cp) % ep or (config.n_experts or 0) % ep):
+        raise InvalidValueError(
+            f"ep ({ep}) must divide the experts ({config.n_experts or 0}) and dp x cp ({dp * cp}); 1 for a dense model"
+        )
     n_params = count_params(config).total
-    states = model_states(n_params, dp=dp, zero=zero, tp=tp, pp=pp)
+    gathered = zero3_gathered_params(config, tp=tp, ep=ep) if zero >= 3 else 0.0
+    states = model_states(
+        n_params, dp=dp * cp, zero=zero, tp=tp, pp=pp, grad_dtype=grad_dtype,
+        n_expert_params=expert_param_count(config), ep=ep, gathered_params=gathered,
+    )  # fmt: skip
     acts = activation_memory(
         config,
         seq_len=seq_len,
@@ -443,6 +555,9 @@ def training_memory(
         recompute=recompute,
         flash=flash,
         dropout=dropout,
+        cp=cp,
+        virtual_stages=virtual_stages,
+        n_micro_batches=n_micro_batches,
     )
     return TrainingMemory(
         n_params=n_params,
@@ -457,6 +572,9 @@ def training_memory(
         activations=acts,
         activations_bytes=acts.total_bytes,
         total_bytes=states.total_bytes + acts.total_bytes,
+        cp=cp,
+        ep=ep,
+        grad_dtype=grad_dtype,
     )
 
 
@@ -647,13 +765,17 @@ class MemoryEstimate:
             "accelerator_memory_bytes": self.accelerator_memory_bytes,
             "reserve_fraction": self.reserve_fraction,
             "exceeds_max_seq_len": self.exceeds_max_seq_len,
-            "optimizer": "mixed-precision AdamW: 2 (16-bit weights) + 2 (16-bit gradients) + 12 (fp32 master, "
-            "m, v) bytes/param; Rajbhandari et al. 2020, arXiv:1910.02054, section 3.1",
+            "cp": self.training.cp,
+            "ep": self.training.ep,
+            "grad_dtype": self.training.grad_dtype,
+            "optimizer": f"mixed-precision AdamW: 2 (16-bit weights) + {GRADIENT_BYTES[self.training.grad_dtype]} "
+            f"({self.training.grad_dtype} gradients) + 12 (fp32 master, m, v) bytes/param; Rajbhandari et al. "
+            "2020, arXiv:1910.02054, section 3.1; fp32 gradients are Megatron-LM's bf16 default (main_grad)",
             "activations": "Korthikanti et al. 2022, arXiv:2205.05198, eq. 1-6 and Table 2, generalised per layer "
             f"(GQA/MLA, gated MLP, MoE); {ACTIVATION_BYTES}-byte activations, {MASK_BYTES}-byte dropout masks",
-            "pipeline": "1F1B schedule: the first stage holds pp micro-batches of its ceil(L/pp) layers",
-            "parallelism": "n_gpus = dp x tp x pp; weights, gradients and optimizer states split evenly over "
-            "tp x pp; ZeRO shards over dp",
+            "pipeline": "1F1B schedule: stage j holds pp - j micro-batches; the L mod pp longer stages come last",
+            "parallelism": "n_gpus = dp x tp x pp x cp; weights, gradients and optimizer states split evenly "
+            "over tp x pp (experts also over ep); ZeRO shards over dp x cp",
             "inference": "tensor parallel over tp GPUs (no pipeline); workspace = prefill of batch x seq_len "
             "tokens, one layer live at a time, fp32 logits of the last position",
             "checkpoint": f"weights in checkpoint_dtype + 12 bytes/param fp32 optimizer state + scheduler "
@@ -691,16 +813,20 @@ def memory_estimate(
     pp: int = 1,
     sequence_parallel: bool = False,
     recompute: str = "none",
-    flash: bool = False,
-    dropout: bool = True,
+    flash: bool = True,
+    dropout: bool = False,
     checkpoint_dtype: str = DEFAULT_DTYPE,
     accelerator_memory_bytes: float | None = None,
     reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
+    cp: int = 1,
+    ep: int = 1,
+    virtual_stages: int = 1,
+    grad_dtype: str = DEFAULT_GRAD_DTYPE,
 ) -> MemoryEstimate:
     """Inference (`inference_memory`), training (`training_memory`) and checkpoint (`checkpoint_size`) memory.
 
     With `accelerator_memory_bytes`, also whether each fits one accelerator (`fit`). The checkpoint holds
-    one RNG state per GPU (n_gpus ranks).
+    one RNG state per GPU (n_gpus ranks). Defaults are modern training's: FlashAttention, no dropout.
     """
     inference = inference_memory(
         config, batch=batch, seq_len=seq_len, dtype=dtype, kv_dtype=kv_dtype, tp=tp, flash=flash
@@ -717,6 +843,10 @@ def memory_estimate(
         recompute=recompute,
         flash=flash,
         dropout=dropout,
+        cp=cp,
+        ep=ep,
+        virtual_stages=virtual_stages,
+        grad_dtype=grad_dtype,
     )
     checkpoint = checkpoint_size(config, dtype=checkpoint_dtype, n_ranks=n_gpus)
     inference_fit = training_fit = None

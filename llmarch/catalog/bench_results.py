@@ -257,9 +257,9 @@ def _read_environment(env: Any, source: str, strict: bool) -> BenchEnvironment:
     measured = None
     if isinstance(peaks, dict):
         where = f"{source}: environment.measured_peaks"
-        scalars = {name: _checked(peaks.get(name), kind, f"{where}.{name}", strict)
+        scalars: dict[str, Any] = {name: _checked(peaks.get(name), kind, f"{where}.{name}", strict)
                    for name, kind in PEAK_FIELDS.items()}  # fmt: skip
-        samples = {name: _samples(peaks.get(name), f"{where}.{name}", strict)
+        samples: dict[str, Any] = {name: _samples(peaks.get(name), f"{where}.{name}", strict)
                    for name in ("matmul_samples", "copy_samples")}  # fmt: skip
         measured = MeasuredPeaks(**scalars, **samples)
     elif strict and peaks is not None:

@@ -190,18 +190,35 @@ class Accelerator:
     interconnect_bytes_per_s: float | None = None
     interconnect: str = ""
     interconnect_source: str | None = None
+    # Inter-node network per GPU, one direction (a node's NICs / its GPUs); None: not catalogued
+    network_bytes_per_s: float | None = None
+    network: str = ""
+    network_source: str | None = None
+    gpus_per_node: int | None = None  # GPUs in one NVLink domain of the reference server
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for `dtype`; InvalidValueError naming the dtypes it has when there is none."""
         key = canonical_peak_dtype(dtype)
         if key not in self.peak_flop_per_s:
             have = ", ".join(d for d in PEAK_DTYPES if d in self.peak_flop_per_s)
-            raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use --dtype with one of: {have}")
+            raise InvalidValueError(f"{self.name} has no {key} peak in the catalog; use `dtype` with one of: {have}")
         return self.peak_flop_per_s[key]
 
 
 def _gb(value: float | None) -> float | None:
     return None if value is None else value * 1e9
+
+
+def _gbit(value: float | None) -> float | None:
+    return None if value is None else value * 1e9 / 8
+
+
+def _count(value: Any, *, file: str, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(file, where, f"must be a positive integer, got {value!r}")
+    return value
 
 
 def _fail(file: str, where: str, message: str) -> InvalidValueError:
@@ -233,7 +250,8 @@ def _load_json(name: str) -> dict[str, Any]:
 
 _ACCELERATOR_KEYS = {"name", "display_name", "vendor", "peak_tflop_per_s", "memory_gb", "memory_bandwidth_tb_per_s",
                      "power_w", "power_basis", "source", "source_read", "notes", "interconnect_gb_per_s",
-                     "interconnect", "interconnect_source"}  # fmt: skip
+                     "interconnect", "interconnect_source", "network_gbit_per_s", "network", "network_source",
+                     "gpus_per_node"}  # fmt: skip
 
 
 @functools.cache
@@ -277,6 +295,14 @@ def _accelerators(user: tuple[str, ...] = ()) -> dict[str, Accelerator]:
             ),
             interconnect=str(row.get("interconnect") or ""),
             interconnect_source=row.get("interconnect_source"),
+            network_bytes_per_s=_gbit(
+                _positive(
+                    row.get("network_gbit_per_s"), file=file, where=f"{where} network_gbit_per_s", allow_none=True
+                )
+            ),
+            network=str(row.get("network") or ""),
+            network_source=row.get("network_source"),
+            gpus_per_node=_count(row.get("gpus_per_node"), file=file, where=f"{where} gpus_per_node"),
             notes=tuple(row.get("notes", ())),
         )
     return out
@@ -314,6 +340,92 @@ def accelerator(name: str) -> Accelerator:
     close = _suggest(name, list(table))
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(f"unknown GPU {name!r}{hint} (run 'llmarch gpus' for the catalog)")
+
+
+# -- training efficiency (achievable fractions of the peaks, from public microbenchmarks) ------------------
+
+
+@dataclass(frozen=True)
+class TrainingEfficiency:
+    """Achievable fractions of one GPU type's peaks, each from a public microbenchmark (never a training run).
+
+    Read by llmarch.calc.step_time; see data/training_efficiency.json for the units and the sources.
+    """
+
+    gpu: str  # the catalog name this row was looked up for
+    row: str  # the data row used: a GPU name, or "generic" for a GPU without its own row
+    gemm_fraction: Mapping[str, float]  # dtype -> large-GEMM FLOP/s / dense peak
+    gemm_half_dim: float  # GEMM dimension scaling the efficiency by x / (x + gemm_half_dim)
+    attention_fraction: float  # FlashAttention forward+backward FLOP/s / bf16 peak, long sequences
+    attention_half_seq: float  # sequence length at half the long-sequence attention efficiency
+    hbm_fraction: float  # element-wise kernels: achieved / catalog HBM bandwidth
+    nvlink_busbw_bytes_per_s: float  # nccl-tests all_reduce bus bandwidth within a node
+    network_fraction: float  # nccl-tests bus bandwidth across nodes / per-GPU line rate x GPUs per node
+    intra_node_latency_s: float
+    inter_node_latency_s: float
+    step_overhead_s: float
+    sources: Mapping[str, str]
+
+    def gemm(self, dtype: str) -> float:
+        """Large-GEMM fraction of the dense peak for `dtype` (falls back to bf16's for a dtype without one)."""
+        return self.gemm_fraction.get(canonical_peak_dtype(dtype), self.gemm_fraction["bf16"])
+
+
+_EFFICIENCY_FIELDS = ("gpu", "gemm_fraction", "gemm_half_dim", "gemm_source", "attention_fraction",
+                      "attention_half_seq", "attention_source", "hbm_fraction", "hbm_source", "nvlink_busbw_gb_per_s",
+                      "network_fraction", "latency_us", "collective_source", "step_overhead_s")  # fmt: skip
+
+
+@functools.cache
+def _efficiency_rows() -> dict[str, dict[str, Any]]:
+    file = "training_efficiency.json"
+    out: dict[str, dict[str, Any]] = {}
+    for row in _load_json(file)["rows"]:
+        names = row.get("gpu")
+        where = f"row {names!r}"
+        if set(row) != set(_EFFICIENCY_FIELDS):
+            raise _fail(file, where, f"fields must be exactly {', '.join(_EFFICIENCY_FIELDS)}")
+        for key in ("gemm_half_dim", "attention_half_seq", "nvlink_busbw_gb_per_s", "step_overhead_s"):
+            _positive(row[key], file=file, where=f"{where} {key}")
+        for key in ("attention_fraction", "hbm_fraction", "network_fraction", *row["gemm_fraction"].values()):
+            value = row[key] if isinstance(key, str) else key
+            if not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise _fail(file, where, f"fractions must be in (0, 1], got {value!r}")
+        for source in ("gemm_source", "attention_source", "hbm_source", "collective_source"):
+            _text(row, source, file=file, where=where)
+        for name in names:
+            if name != "generic" and name not in _accelerators():
+                raise _fail(file, where, f"names no catalogued accelerator: {name!r}")
+            out[name] = row
+    if "generic" not in out:
+        raise _fail(file, "rows", "a 'generic' row is required")
+    return out
+
+
+def training_efficiency(gpu: str | Accelerator) -> TrainingEfficiency:
+    """The efficiency row of `gpu` (catalog name or Accelerator); the 'generic' row when it has none."""
+    name = gpu.name if isinstance(gpu, Accelerator) else accelerator(gpu).name
+    rows = _efficiency_rows()
+    key = name if name in rows else "generic"
+    row = rows[key]
+    intra, inter = row["latency_us"]
+    return TrainingEfficiency(
+        gpu=name,
+        row=key,
+        gemm_fraction=MappingProxyType({canonical_peak_dtype(k): float(v) for k, v in row["gemm_fraction"].items()}),
+        gemm_half_dim=float(row["gemm_half_dim"]),
+        attention_fraction=float(row["attention_fraction"]),
+        attention_half_seq=float(row["attention_half_seq"]),
+        hbm_fraction=float(row["hbm_fraction"]),
+        nvlink_busbw_bytes_per_s=float(row["nvlink_busbw_gb_per_s"]) * 1e9,
+        network_fraction=float(row["network_fraction"]),
+        intra_node_latency_s=float(intra) * 1e-6,
+        inter_node_latency_s=float(inter) * 1e-6,
+        step_overhead_s=float(row["step_overhead_s"]),
+        sources=MappingProxyType(
+            {k: row[k] for k in ("gemm_source", "attention_source", "hbm_source", "collective_source")}
+        ),
+    )
 
 
 # -- grid carbon intensity ------------------------------------------------------------------------------
@@ -385,7 +497,7 @@ def grid_intensity(region: str) -> GridIntensity:
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(
         f"unknown region {region!r}{hint} (ISO-3 country like 'fra', US state like 'us-ca', cloud region like "
-        "'aws:us-east-1'; run 'llmarch regions' for the list, or pass --grid-intensity)"
+        "'aws:us-east-1'; run 'llmarch regions' for the list, or pass `grid_kg_co2e_per_kwh`)"
     )
 
 

@@ -6,8 +6,12 @@ A preset spec is one of
 - a path to a preset YAML file, or to a Hugging Face `config.json` (mapped by `llmarch.catalog.hf`);
 - either of those followed by inline overrides: `llama-2-7b:n_kv_heads=8,sliding_window=4096`.
 
-A preset file may say `extends: <spec>` and list only the fields it changes; `training:` facts merge
-key by key. YAML is read with `yaml.safe_load` only: tags such as `!!python/object` are errors.
+A preset file may say `extends: <spec>` and list only the fields it changes. `extends` inherits the architecture
+only: the parent's `training:` facts carry over (merged key by key) only when the file says
+`inherit_training: true`, so a fine-tune never shows its base's pre-training tokens as its own. Files whose name
+starts with `_` (`_gpt-3.yaml`) are family bases: the fields a family shares, for its presets to extend; they are
+not listed by `preset_names` and cannot be loaded by name on their own. YAML is read with `yaml.safe_load` only:
+tags such as `!!python/object` are errors.
 """
 
 from __future__ import annotations
@@ -69,16 +73,20 @@ def _index_cached(_preset_path: str) -> dict[str, PresetInfo]:
     return found
 
 
+#: A preset file whose name starts with this is a family base: extended by presets, never listed or loaded alone.
+BASE_PREFIX = "_"
+
+
 def preset_names() -> list[str]:
-    """Names of every preset reachable by name (user folders first, then shipped), sorted."""
-    return sorted(_index())
+    """Names of every preset reachable by name (user folders first, then shipped), sorted; family bases left out."""
+    return sorted(name for name in _index() if not name.startswith(BASE_PREFIX))
 
 
 def preset_info(name: str) -> PresetInfo:
     index = _index()
     key = canonical_preset_name(name, index)
     if key is None:
-        raise UnknownPresetError(name, suggest_names(name, list(index)))
+        raise UnknownPresetError(name, suggest_names(name, [n for n in index if not n.startswith(BASE_PREFIX)]))
     return index[key]
 
 
@@ -270,6 +278,7 @@ def _maybe_number(value: str) -> Any:
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` over `base`; a `training:` mapping merges key by key."""
     merged = dict(base)
     for key, value in changes.items():
         if key == "training" and isinstance(value, dict) and isinstance(merged.get("training"), dict):
@@ -297,6 +306,11 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
             if _is_hf_config(raw):
                 raw = _hf_to_raw(raw, origin=where)
     else:
+        if depth == 0 and base_spec.startswith(BASE_PREFIX):
+            raise InvalidConfigError(
+                f"{base_spec!r} is a family base (the fields a family shares), not a preset: extend it with "
+                f"'extends: {base_spec}' in a preset file"
+            )
         info = preset_info(base_spec)
         where = str(info.path)
         raw = _read_yaml(info.path)
@@ -310,9 +324,15 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
         if not isinstance(parent, str) or not parent.strip():
             raise InvalidConfigError("must name a preset or a file", origin=where, field="extends")
         parent_raw, _ = _resolve_raw(parent, depth=depth + 1, origin=where)
-        # Provenance of a published checkpoint does not carry over to a derived architecture.
+        # Provenance of a published checkpoint does not carry over to a derived architecture; training facts
+        # only when the file asks for them.
         for key in ("hf_id", "reference_params", "reference_exact", "reference_source", "description", "notes"):
             parent_raw.pop(key, None)
+        inherit = raw.pop("inherit_training", False)
+        if not isinstance(inherit, bool):
+            raise InvalidConfigError(f"must be true or false, got {inherit!r}", origin=where, field="inherit_training")
+        if not inherit:
+            parent_raw.pop("training", None)
         parent_raw.setdefault("family", parent_raw.get("family", ""))
         inherited = {k: v for k, v in parent_raw.items() if k != "name"}  # a derived preset is named by its file
         raw = _merge(inherited, {**raw, **derived_provenance(parent_raw, raw, by=where, parent=parent)})
@@ -345,7 +365,9 @@ def derived_provenance(base: dict[str, Any], child: dict[str, Any], *, by: str, 
         return out
     facts = [f"training.{k}" for k, v in child_training.items() if v != parent_training.get(k)]
     quoted = parent_training.get("source") or "no source given"
-    if facts:
+    if not parent_training:
+        note = f"set in {by}"
+    elif facts:
         note = f"{by} sets {', '.join(facts)}; other facts are {parent}'s published run ({quoted})"
     else:
         note = f"{parent}'s published run, not this variant's ({quoted})"

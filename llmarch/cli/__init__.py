@@ -22,6 +22,7 @@ COMMAND_MODULES: dict[str, str] = {
     "gpus": "cost",
     "regions": "cost",
     "memory": "memory",
+    "plan": "plan",
     "estimate-inference": "inference",
     "verify": "verify",
     "bench": "bench",

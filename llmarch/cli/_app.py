@@ -8,8 +8,10 @@ Exit codes: 0 ok, 1 user error (unknown preset, invalid file or value), 2 usage 
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum, StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -72,6 +74,51 @@ OutputOption = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Library keywords whose CLI option has another name; every other option is the keyword's kebab-case mirror
+#: (seq_len -> --seq-len).
+KEYWORD_OPTIONS: dict[str, str] = {
+    "usd_per_gpu_hour": "price_per_gpu_hour",
+    "grid_kg_co2e_per_kwh": "grid_intensity",
+    "link_bandwidth_bytes_per_s": "link_bandwidth",
+    "allreduce_latency_s": "allreduce_latency",
+    "accelerator_memory_bytes": "gpu_memory",
+    "max_cost_usd": "max_cost",
+    "max_co2e_kg": "max_co2e",
+    "min_pass_s": "min_time",
+}
+
+
+def flag(keyword: str) -> str:
+    """The CLI option of a library keyword: 'seq_len' -> '--seq-len', 'usd_per_gpu_hour' -> '--price-per-gpu-hour'."""
+    return "--" + KEYWORD_OPTIONS.get(keyword, keyword).replace("_", "-")
+
+
+#: A keyword in a message: `quoted`, or a bare identifier; never part of a dotted name, a flag or `name=value`.
+#: (A pattern, compiled on the first error: the successful run does not pay for it.)
+_KEYWORD = r"`(\w+)`|(?<![\w.\-'\"])([a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?![\w.=(\-'\"])"
+
+
+def keywords_to_flags(message: str, options: Iterable[str]) -> str:
+    """An error message of the library with the keywords it names written as the command's flags.
+
+    `options` are the parameter names of the running command (`seq_len`, `price_per_gpu_hour`, ...). A keyword is
+    rewritten when it is `quoted`, contains an underscore, or opens the message ("mfu must be ..."), and the
+    command has its option; other words are left alone, so "training tokens" stays prose.
+    """
+    known = set(options)
+
+    def replace(match: re.Match[str]) -> str:
+        quoted, bare = match.group(1), match.group(2)
+        keyword = quoted or bare
+        if KEYWORD_OPTIONS.get(keyword, keyword) not in known:
+            return quoted if quoted else bare
+        if quoted or "_" in keyword or match.start() == 0:
+            return flag(keyword)
+        return bare
+
+    return re.sub(_KEYWORD, replace, message)
+
+
 def _fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -81,6 +128,7 @@ def handle_errors(func: F) -> F:
     """Turn domain errors into one line on stderr and exit code 1; Ctrl-C into exit code 130."""
 
     kind = func.__name__.removesuffix("_command").replace("_", "-")  # estimate_cost_command -> estimate-cost
+    options = tuple(inspect.signature(func).parameters)  # the command's options, as Python names
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -97,7 +145,7 @@ def handle_errors(func: F) -> F:
             apply_gpu_overrides(kwargs)
             return func(*args, **kwargs)
         except LlmarchError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
+            raise _fail(keywords_to_flags(str(exc), options), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", EXIT_INTERRUPTED) from None
         except BrokenPipeError:

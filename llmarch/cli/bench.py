@@ -90,7 +90,7 @@ def _note(r: dict[str, Any]) -> str:
 
 def table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records as display rows: times in s/ms/µs, rates with SI prefixes, the roofline as a percentage."""
-    from llmarch.core.units import format_bytes
+    from llmarch.report.format import format_bytes
 
     rows = []
     for r in records:

@@ -35,6 +35,10 @@ class FlopsMethod(StrEnum):
     six_nd = "6nd"
 
 
+def _share(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3f}"
+
+
 def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table cells for people: counts with suffixes, tonnes for CO2e (JSON and CSV keep raw numbers)."""
     from llmarch.report.format import format_co2e, format_count, format_flops, format_kwh, format_usd
@@ -48,7 +52,8 @@ def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "tokens": format_count(a.get("tokens")),
                 "gpu": a.get("gpu"),
                 "n_gpus": a.get("n_gpus"),
-                "mfu": a.get("mfu"),
+                "mfu": _share(a.get("mfu", a.get("implied_mfu"))),
+                "hfu": _share(a.get("hfu", a.get("implied_hfu"))),
                 "training_flops": format_flops(record["training_flops"]),
                 "gpu_hours": format_count(record["gpu_hours"]),
                 "days": format_count(record["wall_clock_days"]),
@@ -140,10 +145,19 @@ def estimate_cost_command(
     gpu_hours: Annotated[
         float | None,
         typer.Option(
-            help="Measured GPU-hours: a footprint without presets (with --power-w or --gpu, --pue, "
-            "--region or --grid-intensity)."
+            help="Measured GPU-hours: a footprint (with --power-w or --gpu, --pue, --region or --grid-intensity); "
+            "with presets and --gpu, also the MFU and HFU the GPU-hours imply."
         ),
     ] = None,
+    global_batch: Annotated[
+        int | None, typer.Option(help="Sequences per step: estimate throughput with the plan's step-time model.")
+    ] = None,
+    tp: Annotated[int | None, typer.Option(help="Tensor parallelism of the plan (others searched).")] = None,
+    pp: Annotated[int | None, typer.Option(help="Pipeline stages of the plan.")] = None,
+    cp: Annotated[int | None, typer.Option(help="Context parallelism of the plan.")] = None,
+    ep: Annotated[int | None, typer.Option(help="Expert parallelism of the plan.")] = None,
+    zero: Annotated[int | None, typer.Option(help="ZeRO stage of the plan.")] = None,
+    micro_batch: Annotated[int | None, typer.Option(help="Micro-batch of the plan.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Budget in USD: exit 3 when exceeded.")] = None,
     max_co2e: Annotated[float | None, typer.Option(help="Budget in kg CO2e: exit 3 when exceeded.")] = None,
     max_days: Annotated[float | None, typer.Option(help="Budget in wall-clock days: exit 3 when exceeded.")] = None,
@@ -155,73 +169,86 @@ def estimate_cost_command(
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
-    """Estimate training time, cost, energy and CO2e of presets on an accelerator (or of measured GPU-hours)."""
-    from llmarch.calc import cost
-    from llmarch.catalog import presets
-
+    """Estimate training time, cost, energy and CO2e of presets on an accelerator (or of measured GPU-hours).
+    With a parallel configuration (--global-batch, --tp, --pp, ...) and no --mfu, throughput comes from
+    the step-time model of 'llmarch plan'."""
+    site = {"power_w": power_w, "pue": pue, "region": region, "grid_kg_co2e_per_kwh": grid_intensity,
+            "usd_per_gpu_hour": price_per_gpu_hour, "node_overhead_w": node_overhead_w}  # fmt: skip
     if gpu_hours is not None:
-        if presets_:
-            raise typer.BadParameter("--gpu-hours gives a measured footprint; leave out the presets")
-        given = {"--tokens": tokens, "--mfu": mfu, "--seq-len": seq_len, "--dtype": dtype}
-        given["--recompute"] = None if recompute is RecomputeChoice.none else recompute
-        given["--flops-method"] = None if flops_method is FlopsMethod.exact else flops_method
-        unused = [option for option, value in given.items() if value is not None]
-        if unused:
-            raise typer.BadParameter(f"{', '.join(unused)} only apply to presets, not to --gpu-hours")
-        estimates = [
-            cost.footprint(
-                gpu_hours,
-                power_w=power_w,
-                pue=pue,
-                region=region,
-                grid_kg_co2e_per_kwh=grid_intensity,
-                gpu=gpu,
-                usd_per_gpu_hour=price_per_gpu_hour,
-                n_gpus=n_gpus,
-                node_overhead_w=node_overhead_w,
-            )
-        ]
+        estimates = _footprints(presets_, gpu_hours, gpu=gpu, n_gpus=n_gpus, tokens=tokens, seq_len=seq_len,
+                                recompute=recompute, dtype=dtype, mfu=mfu, flops_method=flops_method,
+                                site=site)  # fmt: skip
     else:
-        if not presets_:
-            raise typer.BadParameter("name at least one preset (see 'llmarch presets'), or pass --gpu-hours")
-        if gpu is None:
-            raise typer.BadParameter("pass --gpu (see 'llmarch gpus')")
-        estimates = [
-            cost.estimate_training_cost(
-                config,
-                gpu,
-                tokens=tokens,
-                n_gpus=n_gpus,
-                mfu=mfu,
-                dtype=dtype,
-                seq_len=seq_len,
-                recompute=recompute.value,  # type: ignore[arg-type]
-                flops_method=flops_method.value,
-                usd_per_gpu_hour=price_per_gpu_hour,
-                power_w=power_w,
-                pue=pue,
-                region=region,
-                grid_kg_co2e_per_kwh=grid_intensity,
-                node_overhead_w=node_overhead_w,
-            )
-            for config in presets.load_many(presets_)
-        ]
-    exceeded = cost.check_budgets(estimates, max_cost_usd=max_cost, max_co2e_kg=max_co2e, max_days=max_days)
+        parallel = {k: v for k, v in {"tp": tp, "pp": pp, "cp": cp, "ep": ep, "zero": zero,
+                                      "micro_batch": micro_batch}.items() if v is not None}  # fmt: skip
+        estimates = _estimates(presets_, gpu, tokens=tokens, n_gpus=n_gpus, mfu=mfu, dtype=dtype, seq_len=seq_len,
+                               recompute=recompute, flops_method=flops_method, global_batch=global_batch,
+                               parallel=parallel, site=site)  # fmt: skip
+    _emit(estimates, fmt=fmt, output=output, budgets={"max_cost_usd": max_cost, "max_co2e_kg": max_co2e,
+                                                       "max_days": max_days})  # fmt: skip
+
+
+def _emit(estimates: list[Any], *, fmt: OutputFormat, output: str | None, budgets: dict[str, float | None]) -> None:
+    """Render the estimates, then one line per exceeded budget on stderr (exit 3 when any)."""
+    from llmarch.calc import cost
+    from llmarch.report.tables import budget_line
+
+    exceeded = cost.check_budgets(estimates, **budgets)
     records = [e.to_record() for e in estimates]
     if fmt in (OutputFormat.json, OutputFormat.csv):
         render(records, [], fmt=fmt, output=output, json_key="estimates")
     else:
         rows = _estimate_rows(records)
         render(rows, list(rows[0]), fmt=fmt, output=output, json_key="estimates", title="training cost estimate")
-    from llmarch.report.tables import budget_line
-
     for hint in _price_hints(records):
         typer.echo(hint, err=True)
-
     for over in exceeded:
         typer.echo(budget_line(over.name, over.option, over.value, over.limit), err=True)
     if exceeded:
         raise typer.Exit(EXIT_THRESHOLD)
+
+
+def _footprints(presets_: list[str] | None, gpu_hours: float, *, gpu: str | None, n_gpus: int | None,
+                tokens: str | None, seq_len: int | None, recompute: RecomputeChoice, dtype: str | None,
+                mfu: float | None, flops_method: FlopsMethod, site: dict[str, Any]) -> list[Any]:  # fmt: skip
+    """--gpu-hours: a footprint of measured GPU-hours; with presets (and --gpu) also the utilisation they imply."""
+    from llmarch.calc import cost
+    from llmarch.catalog import presets
+
+    given = {"--mfu": mfu, "--flops-method": None if flops_method is FlopsMethod.exact else flops_method}
+    if not presets_:
+        given |= {"--tokens": tokens, "--seq-len": seq_len, "--dtype": dtype,
+                  "--recompute": None if recompute is RecomputeChoice.none else recompute}  # fmt: skip
+    unused = [option for option, value in given.items() if value is not None]
+    if unused:
+        raise typer.BadParameter(f"{', '.join(unused)} only apply to presets, not to --gpu-hours")
+    if not presets_:
+        return [cost.footprint(gpu_hours, gpu=gpu, n_gpus=n_gpus, **site)]
+    if gpu is None:
+        raise typer.BadParameter("pass --gpu: the implied MFU needs the accelerator's peak")
+    return [
+        cost.footprint(gpu_hours, gpu=gpu, n_gpus=n_gpus, name=config.name, **site,
+                       utilization=cost.implied_utilization(config, gpu, gpu_hours=gpu_hours, tokens=tokens,
+                                                            seq_len=seq_len, recompute=recompute.value, dtype=dtype))
+        for config in presets.load_many(presets_)
+    ]  # fmt: skip
+
+
+def _estimates(presets_: list[str] | None, gpu: str | None, *, recompute: RecomputeChoice, flops_method: FlopsMethod,
+               site: dict[str, Any], **options: Any) -> list[Any]:  # fmt: skip
+    """Presets on an accelerator: FLOPs at an MFU, or the plan's throughput with a parallel configuration."""
+    from llmarch.calc import cost
+    from llmarch.catalog import presets
+
+    if not presets_:
+        raise typer.BadParameter("name at least one preset (see 'llmarch presets'), or pass --gpu-hours")
+    if gpu is None:
+        raise typer.BadParameter("pass --gpu (see 'llmarch gpus')")
+    return [
+        cost.estimate_training_cost(config, gpu, recompute=recompute.value, flops_method=flops_method.value,  # type: ignore[arg-type]
+                                    **options, **site)
+        for config in presets.load_many(presets_)
+    ]  # fmt: skip
 
 
 @app.command("gpus", epilog="Example: llmarch gpus --format json")

@@ -69,7 +69,7 @@ def _moe(text: str | None) -> tuple[int, int] | None:
 
 def _table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cells for people (JSON and CSV keep the raw records)."""
-    from llmarch.core.units import format_bytes, format_count
+    from llmarch.report.format import format_bytes, format_count
 
     def count(value: float | None, prefix: str = "") -> str | None:
         return None if value is None else prefix + format_count(value)
@@ -111,6 +111,7 @@ def _summary(result: Any) -> dict[str, Any]:
         "inference_aware": None,
         "target_params": result.target_params,
         "target_tokens": result.target_tokens,
+        "shapes_considered": result.n_considered,
         "shapes_evaluated": result.n_evaluated,
         "shapes_in_band": result.n_in_band,
         "ranked_by": result.ranked_by,
@@ -124,7 +125,7 @@ def _summary(result: Any) -> dict[str, Any]:
 
 
 def _headline(summary: dict[str, Any]) -> str:
-    from llmarch.core.units import format_count
+    from llmarch.report.format import format_count
 
     optimal = summary["compute_optimal"]
     text = (
@@ -139,7 +140,10 @@ def _headline(summary: dict[str, Any]) -> str:
             f"({aware['params_ratio']:.0%} of compute-optimal), {format_count(aware['tokens'])} tokens "
             f"({aware['tokens_per_param']:.0f}/param), {aware['total_flops_saving']:.1%} fewer total FLOPs"
         )
-    text += f"\n{summary['shapes_evaluated']:,} shapes evaluated, {summary['shapes_in_band']:,} within the size band"
+    text += (
+        f"\n{summary['shapes_considered']:,} shapes near the target, {summary['shapes_evaluated']:,} evaluated "
+        f"(d_ff pruned to the band), {summary['shapes_in_band']:,} within it"
+    )
     return text
 
 
@@ -162,6 +166,9 @@ def design_command(
     n_gpus: Annotated[int | None, typer.Option(help="Training cluster size (wall-clock). Default 1.")] = None,
     mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilisation of training. Default 0.4.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per training GPU-hour.")] = None,
+    global_batch_tokens: Annotated[
+        str, typer.Option(help="Tokens per optimizer step for the training planner (with --n-gpus).")
+    ] = f"{D.DEFAULT_GLOBAL_BATCH_TOKENS:g}",
     law: Annotated[Law, typer.Option(help="Scaling law for the compute-optimal size.")] = Law.chinchilla_1,
     inference_tokens: Annotated[
         str | None, typer.Option(help="Tokens served over the model's life (Sardana et al. 2024 sizing), e.g. 1e13.")
@@ -247,7 +254,10 @@ def design_command(
         law=law.value,
         inference_tokens=0.0 if inference_tokens is None else parse_count(inference_tokens, what="--inference-tokens"),
         space=space,
-        training=pipeline.TrainingOptions(gpu=gpu, n_gpus=n_gpus, mfu=mfu, usd_per_gpu_hour=price_per_gpu_hour),
+        training=pipeline.TrainingOptions(
+            gpu=gpu, n_gpus=n_gpus, mfu=mfu, usd_per_gpu_hour=price_per_gpu_hour,
+            global_batch_tokens=parse_count(global_batch_tokens, what="--global-batch-tokens"),
+        ),
         serving=pipeline.ServingOptions(gpu=serve_gpu, generate_len=generate_len,
                                         usd_per_gpu_hour=serve_price_per_gpu_hour),
         top=top,

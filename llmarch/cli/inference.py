@@ -21,7 +21,7 @@ from llmarch.cli._app import (
     resolve_specs,
 )
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
-from llmarch.report.format import format_bytes, format_count, format_seconds, format_usd, format_value
+from llmarch.report.format import assumption_rows, format_bytes, format_count, format_seconds, format_usd
 
 
 def _context_cell(r: dict[str, Any]) -> str:
@@ -99,19 +99,8 @@ _SKIP_ASSUMPTIONS = ("defaults", "efficiency_sources")
 
 def _assumption_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every assumption as (key, value); a value that differs between models is listed per model."""
-    keys: list[str] = []
-    for record in records:
-        keys.extend(k for k in record["assumptions"] if k not in keys and k not in _SKIP_ASSUMPTIONS)
-    rows = []
-    for key in keys:
-        values = [(r["name"], r["assumptions"].get(key)) for r in records]
-        if all(v is None for _, v in values):
-            continue
-        if all(v == values[0][1] for _, v in values):
-            text = format_value(values[0][1], key)
-        else:
-            text = "; ".join(f"{name}: {format_value(v, key)}" for name, v in values)
-        rows.append({"assumption": key, "value": text})
+    named = [(r["name"], r["assumptions"]) for r in records]
+    rows = [{"assumption": k, "value": v} for k, v in assumption_rows(named, skip=_SKIP_ASSUMPTIONS)]
     defaults = records[0]["assumptions"].get("defaults") or []
     rows.append({"assumption": "defaults used", "value": ", ".join(defaults) or "none"})
     return rows

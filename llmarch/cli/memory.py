@@ -22,7 +22,6 @@ from llmarch.core.defaults import (
     DEFAULT_DTYPE,
     DEFAULT_GPU_MEMORY,
     DEFAULT_MEMORY_N_GPUS,
-    DEFAULT_MEMORY_SEQ_LEN,
     DEFAULT_RESERVE_FRACTION,
 )
 
@@ -73,8 +72,11 @@ def memory_command(
     all_presets: Annotated[bool, typer.Option("--all", help="Every preset.")] = False,
     batch: Annotated[int, typer.Option(help="Inference: sequences decoded together.")] = DEFAULT_BATCH,
     seq_len: Annotated[
-        int, typer.Option(help="Tokens per sequence (inference context and training length).")
-    ] = DEFAULT_MEMORY_SEQ_LEN,
+        int | None,
+        typer.Option(
+            help="Tokens per sequence (inference context and training length); default: the preset's training length."
+        ),
+    ] = None,
     dtype: Annotated[
         str, typer.Option(help="Inference weight dtype: fp32, bf16, fp16, fp8, int8, int4.")
     ] = DEFAULT_DTYPE,
@@ -92,8 +94,14 @@ def memory_command(
         bool, typer.Option(help="Megatron sequence parallelism: split norm and dropout activations over tp.")
     ] = False,
     recompute: Annotated[str, typer.Option(help="Activation recomputation: none, selective or full.")] = "none",
-    flash: Annotated[bool, typer.Option(help="FlashAttention: no s x s attention matrices are stored.")] = False,
-    dropout: Annotated[bool, typer.Option(help="Training with dropout (its masks are stored).")] = True,
+    cp: Annotated[int, typer.Option(help="Context-parallel GPUs (training): split each sequence.")] = 1,
+    ep: Annotated[int, typer.Option(help="Expert-parallel GPUs (training, MoE): split the experts.")] = 1,
+    virtual_stages: Annotated[int, typer.Option(help="Interleaved pipeline: model chunks per stage.")] = 1,
+    grad_dtype: Annotated[
+        str, typer.Option(help="Gradient dtype: fp32 (Megatron-LM's main grads, default) or bf16 (FSDP/DeepSpeed).")
+    ] = "fp32",
+    flash: Annotated[bool, typer.Option(help="FlashAttention: no s x s attention matrices are stored.")] = True,
+    dropout: Annotated[bool, typer.Option(help="Training with dropout (its masks are stored).")] = False,
     checkpoint_dtype: Annotated[str, typer.Option(help="Dtype the checkpoint saves the weights in.")] = DEFAULT_DTYPE,
     gpu: Annotated[
         str | None, typer.Option(help="GPU from 'llmarch gpus' whose memory to fit in, e.g. h100-sxm.")
@@ -127,25 +135,16 @@ def memory_command(
         gpu_bytes = accelerator(gpu).memory_bytes
     else:
         gpu_bytes = parse_bytes(gpu_memory or DEFAULT_GPU_MEMORY, what="--gpu-memory")
+    options = {
+        "batch": batch, "dtype": dtype, "kv_dtype": kv_dtype, "micro_batch": micro_batch, "n_gpus": n_gpus,
+        "zero": zero, "tp": tp, "pp": pp, "cp": cp, "ep": ep, "virtual_stages": virtual_stages,
+        "grad_dtype": grad_dtype, "sequence_parallel": sequence_parallel, "recompute": recompute, "flash": flash,
+        "dropout": dropout, "checkpoint_dtype": checkpoint_dtype, "accelerator_memory_bytes": gpu_bytes,
+        "reserve_fraction": reserve_fraction,
+    }  # fmt: skip
     records = [
         memory_plan.memory_estimate(
-            config,
-            batch=batch,
-            seq_len=seq_len,
-            dtype=dtype,
-            kv_dtype=kv_dtype,
-            micro_batch=micro_batch,
-            n_gpus=n_gpus,
-            zero=zero,
-            tp=tp,
-            pp=pp,
-            sequence_parallel=sequence_parallel,
-            recompute=recompute,
-            flash=flash,
-            dropout=dropout,
-            checkpoint_dtype=checkpoint_dtype,
-            accelerator_memory_bytes=gpu_bytes,
-            reserve_fraction=reserve_fraction,
+            config, seq_len=memory_plan.training_seq_len(config) if seq_len is None else seq_len, **options
         ).to_record()
         for config in presets.load_many(specs)
     ]
@@ -153,10 +152,11 @@ def memory_command(
         render(records, [], fmt=fmt, output=output, json_key="memory")
         return
     rows, columns = _table_rows(records)
+    length = "preset length" if seq_len is None else seq_len
     title = (
         f"memory per GPU ({gpu + ', ' if gpu else ''}{format_bytes(gpu_bytes)}, {reserve_fraction:.0%} reserved): "
-        f"inference batch {batch} x {seq_len} tokens in {dtype}; "
-        f"training micro-batch {micro_batch} x {seq_len}, {n_gpus} GPUs, ZeRO-{zero}, "
+        f"inference batch {batch} x {length} tokens in {dtype}; "
+        f"training micro-batch {micro_batch} x {length}, {n_gpus} GPUs, ZeRO-{zero}, "
         f"tp {tp}, pp {pp}, recompute {recompute}, flash {'on' if flash else 'off'}"
     )
     render(rows, columns, fmt=fmt, output=output, json_key="memory", title=title)

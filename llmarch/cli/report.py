@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,15 +21,11 @@ from llmarch.cli._app import (
     handle_errors,
     resolve_specs,
 )
-from llmarch.core.defaults import (
-    DEFAULT_BATCH,
-    DEFAULT_DTYPE,
-    DEFAULT_GENERATE_LEN,
-    DEFAULT_PROMPT_LEN,
-    DEFAULT_REPORT_GPU,
-    DEFAULT_SEQ_LEN,
-)
+from llmarch.core import defaults
 from llmarch.core.io import read_json_file, write_atomic
+
+if TYPE_CHECKING:
+    from llmarch.report.collect import ReportData
 
 
 class ReportFormat(StrEnum):
@@ -143,7 +139,7 @@ def report_command(
     ] = None,
     gpu: Annotated[
         str, typer.Option(help="Accelerator from 'llmarch gpus' for memory, serving and cost.")
-    ] = DEFAULT_REPORT_GPU,
+    ] = defaults.DEFAULT_REPORT_GPU,
     n_gpus: Annotated[
         int | None,
         typer.Option(help="GPUs in all, both sides unless --train-n-gpus / --serve-n-gpus. Default --tp; cost 1."),
@@ -156,21 +152,24 @@ def report_command(
     seq_len: Annotated[
         int | None,
         typer.Option(
-            help=f"Context of the comparison and memory (default {DEFAULT_SEQ_LEN}); training cost: the preset's."
+            help=f"Context of the comparison and memory (default {defaults.DEFAULT_SEQ_LEN}); training cost: the "
+            "preset's."
         ),
     ] = None,
     batch: Annotated[
         int | None,
         typer.Option(
-            help=f"Sequences in the KV cache and served together. Default {DEFAULT_BATCH}; serving: the largest "
-            "that fits."
+            help=f"Sequences in the KV cache and served together. Default {defaults.DEFAULT_BATCH}; serving: the "
+            "largest that fits."
         ),
     ] = None,
     dtype: Annotated[
         str, typer.Option(help="Weight (and KV-cache) dtype: fp32, bf16, fp16, fp8, int8, int4.")
-    ] = DEFAULT_DTYPE,
-    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = DEFAULT_PROMPT_LEN,
-    generate_len: Annotated[int, typer.Option(help="Serving: generated tokens per request.")] = DEFAULT_GENERATE_LEN,
+    ] = defaults.DEFAULT_DTYPE,
+    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = defaults.DEFAULT_PROMPT_LEN,
+    generate_len: Annotated[
+        int, typer.Option(help="Serving: generated tokens per request.")
+    ] = defaults.DEFAULT_GENERATE_LEN,
     flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq scores in memory).")] = True,
     zero: Annotated[int, typer.Option(help="Training memory: ZeRO stage 0-3.")] = 0,
     max_cost: Annotated[float | None, typer.Option(help="Training budget in USD: exit 3 when exceeded.")] = None,
@@ -211,20 +210,10 @@ def report_command(
     serving estimates, training cost and carbon, and a benchmark (with --bench), with plots and the assumptions of
     each section. The same inputs give a byte-identical file. Budgets exit 3 after writing it."""
     from llmarch.catalog import presets
-    from llmarch.core.errors import InvalidValueError
     from llmarch.report import document
-    from llmarch.report import tables as report
 
-    target = Path(output)
-    if fmt is None:
-        fmt = _EXTENSIONS.get(target.suffix.lower())
-        if fmt is None:
-            raise InvalidValueError(f"--output {output!r}: name it .md, .html or .json, or pass --format")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise InvalidValueError(f"--output: folder {str(folder)!r} does not exist")
-    specs = resolve_specs(presets_, all_presets)
-    configs = presets.load_many(specs)
+    target, fmt = _target(output, fmt)
+    configs = presets.load_many(resolve_specs(presets_, all_presets))
     bench_data = None
     if bench is not None:
         bench_data = document.read_bench(read_json_file(bench, what="--bench"), source=Path(bench).name)
@@ -238,25 +227,48 @@ def report_command(
     )  # fmt: skip
     environment = document.environment_record() if include_environment else None
     data = document.collect(configs, options, bench=bench_data, environment=environment)
-
-    if fmt is ReportFormat.json:
-        write_atomic(target, report.to_json(report.envelope("report", data.to_record())))
-    else:
-        blocks = document.build(data)
-        images = {} if no_images else document.figures(data)
-        if fmt is ReportFormat.html:
-            write_atomic(target, document.render_html(blocks, images=images))
-        else:
-            assets = f"{target.stem}_assets"
-            paths = {}
-            if images:
-                (folder / assets).mkdir(exist_ok=True)
-                for name, png in images.items():
-                    write_atomic(folder / assets / f"{name}.png", png)
-                    paths[name] = f"{assets}/{name}.png"
-            write_atomic(target, document.render_markdown(blocks, images=paths))
-
+    _write(data, target, fmt, images=not no_images)
     for line in document.budget_messages(data.budgets_exceeded):
         typer.echo(line, err=True)
     if data.budgets_exceeded:
         raise typer.Exit(EXIT_THRESHOLD)
+
+
+def _target(output: str, fmt: ReportFormat | None) -> tuple[Path, ReportFormat]:
+    """The output file and its format (given, or from the file's extension); its folder must exist."""
+    from llmarch.core.errors import InvalidValueError
+
+    target = Path(output)
+    if fmt is None:
+        fmt = _EXTENSIONS.get(target.suffix.lower())
+        if fmt is None:
+            raise InvalidValueError(f"--output {output!r}: name it .md, .html or .json, or pass --format")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidValueError(f"--output: folder {str(folder)!r} does not exist")
+    return target, fmt
+
+
+def _write(data: ReportData, target: Path, fmt: ReportFormat, *, images: bool) -> None:
+    """Write the report atomically: JSON; one HTML file with its images inline; or Markdown with its images as
+    PNG files in FILE_assets/ beside it."""
+    from llmarch.report import document
+    from llmarch.report import tables as report
+
+    if fmt is ReportFormat.json:
+        write_atomic(target, report.to_json(report.envelope("report", data.to_record())))
+        return
+    blocks = document.build(data)
+    pngs = document.figures(data) if images else {}
+    if fmt is ReportFormat.html:
+        write_atomic(target, document.render_html(blocks, images=pngs))
+        return
+    folder = target.parent if str(target.parent) else Path(".")
+    assets = f"{target.stem}_assets"
+    paths = {}
+    if pngs:
+        (folder / assets).mkdir(exist_ok=True)
+        for name, png in pngs.items():
+            write_atomic(folder / assets / f"{name}.png", png)
+            paths[name] = f"{assets}/{name}.png"
+    write_atomic(target, document.render_markdown(blocks, images=paths))

@@ -1,6 +1,7 @@
 """Checks of user-supplied numbers: each raises InvalidValueError with one line naming the value.
 
-Shared by the calculators so that "--mfu must be a fraction in (0, 1]" reads the same everywhere.
+Shared by the calculators so that "mfu must be a fraction in (0, 1]" reads the same everywhere. `name` is the
+keyword argument (`mfu`, `seq_len`); the CLI rewrites it into its flag (llmarch.cli._app.keywords_to_flags).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Every function takes None for "not available" and returns "-". Counts and sizes 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llmarch.core.units import format_bytes, format_count
@@ -112,6 +112,28 @@ def format_value(value: Any, key: str = "") -> str:
     return str(value)
 
 
+def assumption_rows(
+    named: Sequence[tuple[str, Mapping[str, Any]]], *, skip: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """(assumption, value) rows of several models' assumptions, each key once in order of appearance: one value
+    when the models agree, else "model: value; ..." per model. Keys in `skip`, and keys no model sets, are left out.
+    """
+    keys: list[str] = []
+    for _, assumptions in named:
+        keys.extend(k for k in assumptions if k not in keys and k not in skip)
+    rows = []
+    for key in keys:
+        values = [(name, a.get(key)) for name, a in named]
+        if all(v is None for _, v in values):
+            continue
+        if all(v == values[0][1] for _, v in values):
+            text = format_value(values[0][1], key)
+        else:
+            text = "; ".join(f"{name}: {format_value(v, key)}" for name, v in values)
+        rows.append((key, text))
+    return rows
+
+
 #: Record keys shown as counts with suffixes (a prefix match).
 _COUNT_KEYS = ("params_", "training_tokens", "global_batch_tokens", "reference_params", "vocab_size", "flops_")
 #: Columns shown as exact integers (with thousands separators): where exactness is the point (verify).
@@ -140,6 +162,7 @@ def format_cell(key: str, value: Any) -> str:
 __all__ = [
     "DIGITS",
     "EXACT_KEYS",
+    "assumption_rows",
     "format_bytes",
     "format_cell",
     "format_co2e",

@@ -177,7 +177,7 @@ def kv_curves_png(curves: Sequence[dict[str, Any]], *, batch: int, dtype: str) -
 
 # -- `llmarch bench --plot` and the report's benchmark figure ----------------------------------------------------
 
-_BENCH_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
+_BENCH_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
 _BENCH_MARKERS = "osD^vP*Xh<"
 
 
@@ -354,3 +354,29 @@ def bench_png(rows: Sequence[dict[str, Any]], *, title: str | None = None) -> by
     figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(figure)
     return buffer.getvalue()
+
+
+# -- `llmarch plan --plot`: where the step time of the top plans goes -------------------------------------------
+
+_PLAN_PART_COLOURS = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#9467bd",
+                      "#8c564b", "#7f7f7f")  # fmt: skip
+
+
+def plot_plan_breakdown(plans: Sequence[dict[str, Any]], path: str | Path, *, title: str) -> None:
+    """`llmarch plan --plot`: one stacked bar per plan, seconds per step by part of its `breakdown`."""
+    plt = _pyplot()
+    parts = list(plans[0]["breakdown"])
+    figure, axis = plt.subplots(figsize=(10, max(3.0, 0.5 * len(plans) + 1.5)))
+    labels = [f"#{i} tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']} mb{p['micro_batch']} {p['recompute']}"
+              for i, p in enumerate(plans, start=1)]  # fmt: skip
+    left = [0.0] * len(plans)
+    for part, colour in zip(parts, _PLAN_PART_COLOURS, strict=False):
+        widths = [p["breakdown"][part] for p in plans]
+        axis.barh(labels, widths, left=left, color=colour, label=part.replace("_", " "))
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    axis.invert_yaxis()
+    axis.set_xlabel("seconds per step")
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize=8, ncol=2)
+    figure.tight_layout()
+    save_png(figure, path)

@@ -112,7 +112,19 @@ def envelope(key: str, records: Any, *, kind: str | None = None, **extra: Any) -
 
 
 def to_json(document: Any) -> str:
-    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+    """The document as indented JSON. A value that stands under two top-level keys (`results` and its deprecated
+    alias) is encoded once: the text equals json.dumps(document, indent=2), in about half the time."""
+    if not isinstance(document, dict) or not document or not all(isinstance(k, str) for k in document):
+        return json.dumps(document, indent=2, allow_nan=False) + "\n"
+    encoded: dict[int, str] = {}
+    members = []
+    for key, value in document.items():
+        if id(value) not in encoded:
+            # One level deeper: every line after the first gains the two spaces of the enclosing object (a
+            # newline inside a string is escaped, so every literal newline is a line break).
+            encoded[id(value)] = json.dumps(value, indent=2, allow_nan=False).replace("\n", "\n  ")
+        members.append(f"  {json.dumps(key)}: {encoded[id(value)]}")
+    return "{\n" + ",\n".join(members) + "\n}\n"
 
 
 def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from llmarch.serving.roofline import speculative_tokens_per_step
 from llmarch.serving.step import Hardware, ModelWork, StepTime, step_time
@@ -75,7 +76,7 @@ def _decode_step(work: ModelWork, hw: Hardware, wl: Workload, seqs: float, conte
     """(seconds per generated token of a sequence, the step) for `seqs` decoding sequences per micro-batch."""
     cross = wl.prompt_len if work.config.is_encoder_decoder else 0
     share = 1.0 / wl.pp
-    kw = {"tp": wl.tp, "cross_len": cross, "layer_share": share}
+    kw: dict[str, Any] = {"tp": wl.tp, "cross_len": cross, "layer_share": share}
     if wl.draft is None:
         step = step_time(work, hw, decode_seqs=seqs, decode_context=context, prefill_tokens=chunk,
                          prefill_context=chunk_context, **kw)  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 
 from llmarch.calc.cost import CostEstimate, estimate_training_cost
 from llmarch.calc.design import (
+    DEFAULT_GLOBAL_BATCH_TOKENS,
     DEFAULT_GPU,
     DEFAULT_TOP,
     Budget,
@@ -51,13 +52,20 @@ class ServingOptions:
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """The training run each candidate is costed on (estimate_training_cost's keywords)."""
+    """The training run each candidate is costed on (estimate_training_cost's and plan_training's keywords).
+
+    With `n_gpus`, no `mfu` and the training planner (llmarch.calc.plan) available, the best candidates are
+    costed at the throughput of their fastest parallel plan for `global_batch_tokens` per step; otherwise (and
+    for the rest of the shortlist) at `mfu` (default: llmarch.calc.cost's).
+    """
 
     gpu: str = DEFAULT_GPU
     n_gpus: int | None = None
     mfu: float | None = None
     usd_per_gpu_hour: float | None = None
     region: str | None = None
+    global_batch_tokens: float = DEFAULT_GLOBAL_BATCH_TOKENS
+    use_planner: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,9 @@ class Candidate:
     serving: InferenceEstimate | None  # None: it does not fit even at tensor parallelism 8
     total_usd: float | None
     total_gpu_hours: float | None
+    seq_len: int = 0  # training context
+    plan: Any = None  # the training planner's fastest Plan (llmarch.calc.plan), when it costed this candidate
+    plan_note: str | None = None  # why the planner did not cost it (None when it did or was not asked)
 
     def to_record(self, rank: int, inference_tokens: float) -> dict[str, Any]:
         """The `designs` row of `llmarch design --format json`."""
@@ -105,6 +116,11 @@ class Candidate:
             "six_n_flops_per_token": six_n,
             "flops_per_token_over_6n": s["training_flops_per_token"] / six_n,
             "training_flops": t.training_flops,
+            "training_cost_model": "mfu" if self.plan is None else "plan",
+            "training_mfu": t.assumptions.get("mfu") if self.plan is None else self.plan.mfu,
+            "training_tokens_per_s_per_gpu": self.tokens / (t.gpu_hours * 3600.0),
+            "training_plan": None if self.plan is None else _plan_knobs(self.plan),
+            "training_plan_note": self.plan_note,
             "training_gpu_hours": t.gpu_hours,
             "training_days": t.wall_clock_days,
             "training_usd": t.cost_usd,
@@ -139,6 +155,7 @@ class DesignResult:
     target_tokens: float
     space: ShapeSpace
     n_evaluated: int
+    n_considered: int
     n_in_band: int
     ranked_by: str  # "total_usd" or "total_gpu_hours"
     top: int
@@ -185,13 +202,10 @@ def serving_estimate(
     return None
 
 
-def _costed(config: ArchConfig, shape: dict[str, Any], tokens: float, loss: float, inference_tokens: float,
-            training: TrainingOptions, serving: ServingOptions, space: ShapeSpace) -> Candidate:  # fmt: skip
-    cost = estimate_training_cost(
-        config, training.gpu, tokens=tokens, n_gpus=training.n_gpus, mfu=training.mfu, seq_len=space.seq_len,
-        usd_per_gpu_hour=training.usd_per_gpu_hour, region=training.region,
-    )  # fmt: skip
-    served = serving_estimate(config, serving, training.gpu, serving_prompt_len(serving, space))
+def _totals(
+    cost: CostEstimate, served: InferenceEstimate | None, inference_tokens: float
+) -> tuple[float | None, float | None]:
+    """(total USD, total GPU-hours) of training plus serving `inference_tokens` (None where unknown)."""
     total_usd = None
     serving_usd = _lifetime_usd(served, inference_tokens) if inference_tokens else 0.0
     if cost.cost_usd is not None and serving_usd is not None:
@@ -201,7 +215,59 @@ def _costed(config: ArchConfig, shape: dict[str, Any], tokens: float, loss: floa
         total_hours = cost.gpu_hours
     elif served is not None and served.tokens_per_s:
         total_hours = cost.gpu_hours + inference_tokens / served.tokens_per_s * served.n_gpus / 3600.0
-    return Candidate(config, shape, tokens, loss, cost, served, total_usd, total_hours)
+    return total_usd, total_hours
+
+
+def _costed(config: ArchConfig, shape: dict[str, Any], tokens: float, loss: float, inference_tokens: float,
+            training: TrainingOptions, serving: ServingOptions, space: ShapeSpace) -> Candidate:  # fmt: skip
+    """The candidate at the MFU model's training cost (estimate_training_cost) and its serving estimate."""
+    cost = estimate_training_cost(
+        config, training.gpu, tokens=tokens, n_gpus=training.n_gpus, mfu=training.mfu, seq_len=space.seq_len,
+        usd_per_gpu_hour=training.usd_per_gpu_hour, region=training.region,
+    )  # fmt: skip
+    served = serving_estimate(config, serving, training.gpu, serving_prompt_len(serving, space))
+    totals = _totals(cost, served, inference_tokens)
+    return Candidate(config, shape, tokens, loss, cost, served, *totals, seq_len=space.seq_len)
+
+
+def _plan_knobs(plan: Any) -> dict[str, Any]:
+    keys = ("tp", "pp", "dp", "cp", "ep", "zero", "recompute", "micro_batch", "virtual_stages", "sequence_parallel",
+            "grad_accum", "step_time_s", "mfu", "memory_per_gpu_bytes")  # fmt: skip
+    return {k: getattr(plan, k) for k in keys}
+
+
+def _planned(candidate: Candidate, training: TrainingOptions, space: ShapeSpace, inference_tokens: float) -> Candidate:
+    """The candidate costed at its fastest parallel plan (llmarch.calc.plan.plan_training, as `llmarch plan`):
+    GPU-hours = tokens / (tokens/s per GPU) / 3600, with cost, energy and CO2e from those GPU-hours
+    (llmarch.calc.cost.footprint). Unchanged when the planner is missing, no cluster size is given, or no plan
+    fits (then `plan_note` says why)."""
+    import dataclasses
+
+    from llmarch.calc.cost import footprint
+    from llmarch.core.errors import LlmarchError
+
+    if not training.use_planner or training.n_gpus is None or training.mfu is not None:
+        return candidate  # an explicit MFU overrides the planner, as in `llmarch estimate-cost`
+    try:
+        from llmarch.calc.plan import plan_training
+    except ImportError:  # the planner is not part of this installation
+        return candidate
+    sequences = max(1, round(training.global_batch_tokens / space.seq_len))
+    try:
+        result = plan_training(candidate.config, gpu=training.gpu, n_gpus=training.n_gpus, global_batch=sequences,
+                               seq_len=space.seq_len, top=1)  # fmt: skip
+    except LlmarchError as exc:
+        return dataclasses.replace(candidate, plan_note=f"planner: {exc}")
+    if not result.plans:
+        return dataclasses.replace(candidate, plan_note=f"planner: no parallel plan fits {training.n_gpus} x "
+                                   f"{training.gpu} at {sequences} x {space.seq_len} tokens per step")  # fmt: skip
+    plan = result.plans[0]
+    hours = candidate.tokens / plan.tokens_per_s_per_gpu / 3600.0
+    cost = footprint(hours, gpu=training.gpu, n_gpus=training.n_gpus, usd_per_gpu_hour=training.usd_per_gpu_hour,
+                     region=training.region, name=candidate.config.name)  # fmt: skip
+    cost = dataclasses.replace(cost, training_flops=candidate.training.training_flops)
+    total_usd, total_hours = _totals(cost, candidate.serving, inference_tokens)
+    return dataclasses.replace(candidate, training=cost, plan=plan, total_usd=total_usd, total_gpu_hours=total_hours)
 
 
 def design(
@@ -245,10 +311,16 @@ def design(
         costed.append(_costed(config, shape, d_target, loss, inference_tokens, training, serving, space))
     ranked_by = "total_usd" if all(c.total_usd is not None for c in costed) else "total_gpu_hours"
     ranked = sorted(costed, key=lambda c: _rank_key(c, ranked_by))
+    # The planner (seconds per candidate) re-costs the best 2 x top; they are re-ranked ahead of the rest.
+    planned = [_planned(c, training, space, inference_tokens) for c in ranked[: 2 * top]]
+    if any(c.plan is not None for c in planned):
+        ranked_by = "total_usd" if all(c.total_usd is not None for c in planned) else "total_gpu_hours"
+        ranked = sorted(planned, key=lambda c: _rank_key(c, ranked_by)) + ranked[2 * top :]
     ranked = [_renamed(c, f"{name}-{i + 1}" if top > 1 else name) for i, c in enumerate(ranked)]
     return DesignResult(
         budget=budget, law=law, compute_optimal=optimal, inference_aware=aware, target_params=n_target,
-        target_tokens=d_target, space=space, n_evaluated=found.n_evaluated, n_in_band=len(found),
+        target_tokens=d_target, space=space, n_evaluated=found.n_evaluated, n_considered=found.n_considered,
+        n_in_band=len(found),
         ranked_by=ranked_by, top=top, candidates=tuple(ranked),
     )  # fmt: skip
 
@@ -302,7 +374,7 @@ def preset_yaml(candidate: Candidate, *, name: str | None = None) -> str:
         description=f"Designed by llmarch design: {attention_label(candidate.shape)}, "
         f"{candidate.shape['params_total']:,} parameters ({candidate.shape['params_active']:,} active), "
         f"trained on {candidate.tokens:.4g} tokens, predicted loss {candidate.predicted_loss:.4f}.",
-        training={"tokens": float(round(candidate.tokens)), "seq_len": int(candidate.training.assumptions["seq_len"]),
+        training={"tokens": float(round(candidate.tokens)), "seq_len": candidate.seq_len,
                   "source": "llmarch design (scaling law target)"},
     )  # fmt: skip
     counts = count_params(config)

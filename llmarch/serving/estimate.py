@@ -170,9 +170,9 @@ def memory_at(setup: ServingSetup, concurrency: int, *, prompt_len: int | None =
     prompt = wl.prompt_len if prompt_len is None else prompt_len
     static = wl.static
     step_tokens = min(wl.token_budget, concurrency * prompt if static else concurrency + prompt)
-    kwargs = {"prompt_len": prompt, "generate_len": wl.generate_len, "kv_dtype": setup.kv_dtype, "tp": wl.tp,
-              "pp": wl.pp, "beam_width": setup.beam_width, "occupancy": "full" if static else "mean",
-              "flash": setup.flash}  # fmt: skip
+    kwargs: dict[str, Any] = {"prompt_len": prompt, "generate_len": wl.generate_len, "kv_dtype": setup.kv_dtype,
+                              "tp": wl.tp, "pp": wl.pp, "beam_width": setup.beam_width,
+                              "occupancy": "full" if static else "mean", "flash": setup.flash}  # fmt: skip
     memory = serving_memory(setup.config, concurrency=concurrency, dtype=setup.dtype, step_tokens=step_tokens,
                             **kwargs)  # fmt: skip
     if setup.draft is None:
@@ -535,7 +535,7 @@ def estimate_inference(
     # A static batch beyond the memory is still timed (flagged fits=False): engines that allocate exactly what
     # the batch needs run batches a 0.9 utilisation would refuse; nothing is timed when one request cannot fit.
     timed = _timed(setup, load, running) if largest >= 1 else dict(_UNTIMED)
-    default_times = (None, None)
+    default_times: tuple[float | None, float | None] = (None, None)
     if fits and calibration is not None:
         base = _point(plain, load)
         default_times = (base.ttft_s, base.tpot_s)
