@@ -24,6 +24,7 @@ training:
   tp: 4
   tokens: 2T
   recompute: selective
+  mfu: 0.4
 serving:
   prompt: 4k
   generate_len: 512
