@@ -6,12 +6,18 @@ sum(p.numel()) over unique parameters (tied weights once, buffers excluded): the
 llmarch itself never imports transformers.
 
     python scripts/hf_param_count.py tests/data/hf_configs/llama-2-7b.json [...]
+
+A multimodal config (Gemma 3, Llama 4) is counted by its language model only, built from its
+`text_config` (Gemma3ForCausalLM, Llama4ForCausalLM): what llmarch maps from such a file.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+
+#: Multimodal model types whose language model (text_config) is what llmarch counts.
+MULTIMODAL = ("gemma3", "llama4")
 
 
 def hf_param_count(path: str) -> int:
@@ -21,6 +27,10 @@ def hf_param_count(path: str) -> int:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     config = transformers.AutoConfig.for_model(**data)
+    if data.get("model_type") in MULTIMODAL:
+        config = config.text_config
+        if "tie_word_embeddings" in data and "tie_word_embeddings" not in data.get("text_config", {}):
+            config.tie_word_embeddings = data["tie_word_embeddings"]
     with torch.device("meta"):
         model = (
             transformers.AutoModelForCausalLM.from_config(config)

@@ -773,9 +773,15 @@ def test_cli_interrupt_by_signal_leaves_a_valid_json_file(
 ) -> None:
     """Ctrl-C, and SIGTERM and SIGHUP (a CI job cancelled) alike: finished shapes saved, interrupted: true."""
     monkeypatch.setattr(harness, "_run_group", _interrupting_group(signum))
+    # Whatever an earlier test or the embedding process did with SIGINT, the sweep installs Ctrl-C's own handler.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = tmp_path / "partial.json"
-    result = runner.invoke(app, ["bench", *CLI_TINY, "--seq-lens", "8,16,32", "--variants", "mha", "--impls",
-                                 "sdpa", "--phases", "decode", "--output", str(out)])  # fmt: skip
+    try:
+        result = runner.invoke(app, ["bench", *CLI_TINY, "--seq-lens", "8,16,32", "--variants", "mha", "--impls",
+                                     "sdpa", "--phases", "decode", "--output", str(out)])  # fmt: skip
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # put back after the sweep
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert result.exit_code == code
     name = signal.Signals(signum).name
     assert f"interrupted ({name}): 2 finished results kept" in result.stderr

@@ -128,6 +128,11 @@ def test_presets_listing_and_filters() -> None:
     assert all(r["attention"] == "mqa" for r in json.loads(out)["presets"])
     code, out, _ = invoke("presets", "--family", "llama-2", "--format", "json")
     assert {r["name"] for r in json.loads(out)["presets"]} == {"llama-2-7b", "llama-2-13b", "llama-2-70b"}
+    code, out, _ = invoke("presets", "--year", "2025", "--family", "qwen3", "--format", "json")
+    assert code == 0 and {r["name"] for r in json.loads(out)["presets"]} >= {"qwen3-8b", "qwen3-235b-a22b"}
+    assert all(r["year"] == 2025 and r["family"] == "qwen3" for r in json.loads(out)["presets"])
+    code, _, err = invoke("presets", "--year", "1999")
+    assert code == 1 and "no preset from 1999" in err
 
 
 def test_compare_never_imports_torch_or_pandas() -> None:

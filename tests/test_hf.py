@@ -145,6 +145,12 @@ OLD_FALCON: list[tuple[str, dict[str, Any], int]] = [
 # fmt: on
 
 
+# The 2024-2026 model types: tiny configs with their transformers counts, kept as data (long dicts).
+TINY_2024 = json.loads((Path(__file__).parent / "data" / "hf_tiny_configs.json").read_text(encoding="utf-8"))["cases"]
+# Every checkpoint fixture's measured count (and MoE active count by the README's definition).
+FIXTURE_COUNTS = json.loads((Path(__file__).parent / "data" / "hf_config_counts.json").read_text(encoding="utf-8"))
+
+
 def build(data: dict[str, Any]) -> ArchConfig:
     raw = config_from_hf(data, origin="config.json")
     return ArchConfig.from_dict({**raw, "name": "tiny", "source": "tests/test_hf.py"}, origin="config.json")
@@ -155,8 +161,13 @@ def test_tiny_config_count_equals_transformers(data: dict[str, Any], expected: i
     assert count_params(build(data)).total == expected
 
 
+@pytest.mark.parametrize("case", TINY_2024, ids=[c["id"] for c in TINY_2024])
+def test_tiny_2024_config_count_equals_transformers(case: dict[str, Any]) -> None:
+    assert count_params(build(case["config"])).total == case["transformers_params"]
+
+
 def test_every_supported_model_type_has_a_measured_tiny_config() -> None:
-    measured = {d["model_type"] for _, d, _ in TINY + OLD_FALCON}
+    measured = {d["model_type"] for _, d, _ in TINY + OLD_FALCON} | {c["config"]["model_type"] for c in TINY_2024}
     assert measured == set(SUPPORTED_MODEL_TYPES)
 
 
@@ -303,13 +314,22 @@ def test_config_json_is_named_after_its_file_or_folder(tmp_path) -> None:
 
 
 # -- errors: one line, naming the file and the key; never a KeyError ---------------------------------------------------
-def test_unknown_model_type_lists_supported_types() -> None:
+def test_unknown_model_type_lists_supported_types_and_needed_fields() -> None:
     with pytest.raises(InvalidConfigError) as info:
-        config_from_hf({"model_type": "rwkv", "hidden_size": 64}, origin="cfg.json")
+        config_from_hf({"model_type": "brand_new_lm", "hidden_size": 64}, origin="cfg.json")
     message = str(info.value)
-    assert info.value.field == "model_type" and "'rwkv'" in message and "cfg.json" in message
-    assert all(t in message for t in ("llama", "t5", "deepseek_v3", "falcon"))
+    assert info.value.field == "model_type" and "'brand_new_lm'" in message and "cfg.json" in message
+    assert all(t in message for t in ("llama", "t5", "deepseek_v3", "falcon", "qwen3_moe", "gpt_oss"))
+    assert all(f in message for f in ("n_layers", "d_model", "n_kv_heads", "d_head", "d_ff", "tie_embeddings"))
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("model_type", ["mamba", "falcon_mamba", "jamba", "rwkv", "recurrent_gemma", "xlstm", "zamba2"])
+def test_non_transformers_are_refused_in_one_line(model_type: str) -> None:
+    with pytest.raises(InvalidConfigError) as info:
+        config_from_hf({"model_type": model_type, "hidden_size": 64, "num_hidden_layers": 2}, origin="cfg.json")
+    message = str(info.value)
+    assert "not a transformer this tool models" in message and repr(model_type) in message and "\n" not in message
 
 
 def test_missing_model_type() -> None:
@@ -390,3 +410,122 @@ def test_errors_through_preset_loading_name_the_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"model_type": "bert", "hidden_size": 64}), encoding="utf-8")
     with pytest.raises(InvalidConfigError, match="unsupported model_type 'bert'"):
         presets.load(str(path))
+
+
+# -- every checkpoint fixture, with or without a preset -----------------------------------------------------------
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_checkpoint_fixture_counts_equal_transformers(path: Path) -> None:
+    counts = count_params(presets.load(str(path)))
+    expected = FIXTURE_COUNTS[path.stem]
+    assert counts.total == expected["params_total"]
+    assert counts.active == expected.get("params_active", expected["params_total"])
+
+
+def test_every_fixture_has_a_measured_count() -> None:
+    assert {p.stem for p in FIXTURES} == set(FIXTURE_COUNTS) - {"_about"}
+
+
+def test_gpt_oss_20b_active_params_by_hand() -> None:
+    # 24 layers x 32 experts, each a biased SwiGLU of 2880 -> 2880 -> 2880; a token uses 4 of the 32.
+    config = presets.load(str(HF_CONFIGS / "gpt-oss-20b.json"))
+    expert = 3 * 2880 * 2880 + 2 * 2880 + 2880
+    routed = 24 * 32 * expert
+    counts = count_params(config)
+    assert counts.breakdown["moe.experts"] == routed
+    assert counts.active == counts.total - routed + routed * 4 // 32 == 4_187_440_704
+    assert counts.breakdown["attention.sinks"] == 24 * 64
+    assert config.weight_dtypes == {"moe.experts": "mxfp4"}
+    assert [config.layer_is_local(i) for i in range(4)] == [True, False, True, False] and config.sliding_window == 128
+
+
+def test_modern_layouts_map_their_features() -> None:
+    gemma3 = presets.load(str(HF_CONFIGS / "gemma-3-27b.json"))  # multimodal file: the text_config
+    assert (gemma3.norm_position, gemma3.qk_norm, gemma3.sliding_window, gemma3.global_every) == (
+        "sandwich",
+        "head",
+        1024,
+        6,
+    )
+    assert (gemma3.rope_theta, gemma3.rope_local_theta, gemma3.rope_scaling, gemma3.rope_scaling_factor) == (
+        1e6, 1e4, "linear", 8.0)  # fmt: skip
+    assert gemma3.attention_multiplier == pytest.approx(168**-0.5) and "vision" in gemma3.notes
+    gemma2 = presets.load(str(HF_CONFIGS / "gemma-2-9b.json"))
+    assert (gemma2.attn_logit_softcap, gemma2.final_logit_softcap, gemma2.global_every) == (50.0, 30.0, 2)
+    maverick = presets.load(str(HF_CONFIGS / "llama-4-maverick.json"))
+    assert (maverick.attention_chunk, maverick.global_every, maverick.nope_global_layers) == (8192, 4, True)
+    assert (maverick.moe_every, maverick.n_moe_layers, maverick.n_shared_experts, maverick.d_ff) == (2, 24, 1, 16384)
+    assert maverick.qk_norm is None and presets.load(str(HF_CONFIGS / "llama-4-scout.json")).qk_norm == "l2"
+    olmo2 = presets.load(str(HF_CONFIGS / "olmo-2-7b.json"))
+    assert (olmo2.norm_position, olmo2.qk_norm) == ("branch-post", "full")
+    qwen_moe = presets.load(str(HF_CONFIGS / "qwen1.5-moe-a2.7b.json"))
+    assert (qwen_moe.d_ff_shared, qwen_moe.shared_expert_gate, qwen_moe.d_ff_expert) == (5632, True, 1408)
+    cohere2 = presets.load(str(HF_CONFIGS / "command-r7b.json"))
+    assert (cohere2.parallel_block_shared_norm, cohere2.global_every, cohere2.nope_global_layers) == (True, 4, True)
+    granite = presets.load(str(HF_CONFIGS / "granite-3.1-8b.json"))
+    assert (granite.embedding_multiplier, granite.residual_multiplier, granite.logit_scale) == (12.0, 0.22, 1 / 16)
+    assert presets.load(str(HF_CONFIGS / "olmo-1b.json")).norm == "nonparametric"
+    phi = presets.load(str(HF_CONFIGS / "phi-3.5-moe.json"))
+    assert (phi.norm, phi.norm_bias, phi.qkv_bias, phi.lm_head_bias) == ("layernorm", True, True, True)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (
+            {
+                "model_type": "qwen3_moe",
+                "hidden_size": 64,
+                "num_hidden_layers": 3,
+                "num_attention_heads": 4,
+                "vocab_size": V,
+                "mlp_only_layers": [2],
+            },
+            "mlp_only_layers",
+        ),
+        (
+            {
+                "model_type": "llama4_text",
+                "hidden_size": 64,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 4,
+                "vocab_size": V,
+                "interleave_moe_layer_step": 2,
+                "moe_layers": [0, 1],
+            },
+            "moe_layers",
+        ),
+        (
+            {
+                "model_type": "gemma2",
+                "num_hidden_layers": 3,
+                "sliding_window": 8,
+                "layer_types": ["sliding_attention", "full_attention", "full_attention"],
+            },
+            "layer_types",
+        ),
+        ({"model_type": "gemma3", "text_config": {"model_type": "llama"}}, "text_config.model_type"),
+        (
+            {
+                "model_type": "exaone4",
+                "hidden_size": 64,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 4,
+                "vocab_size": V,
+                "sliding_window_pattern": "LLXG",
+            },
+            "sliding_window_pattern",
+        ),
+    ],
+)
+def test_2024_structures_beyond_the_schema_are_refused(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidConfigError) as info:
+        config_from_hf(data, origin="cfg.json")
+    assert info.value.field == field
+
+
+def test_exaone4_letter_pattern_equals_the_period() -> None:
+    base = {"model_type": "exaone4", "hidden_size": 64, "num_hidden_layers": 8, "num_attention_heads": 4,
+            "vocab_size": V, "sliding_window": 16}  # fmt: skip
+    letters = build({**base, "sliding_window_pattern": "LLLG"})
+    assert (letters.sliding_window, letters.global_every, letters.nope_global_layers) == (16, 4, True)
+    assert letters == build({**base, "sliding_window_pattern": 4})

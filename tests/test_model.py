@@ -36,6 +36,12 @@ REPRESENTATIVE = [
     "deepseek-v3",  # MLA with a compressed query
     "t5-small",  # encoder-decoder, relative position bias
     "transformer-base",  # encoder-decoder, sinusoidal, post-norm
+    "gemma-3-4b",  # sandwich norms, d_head q/k norms, 5:1 local/global with a local RoPE base
+    "gpt-oss-20b",  # attention sinks, alternating 128-token windows, biased experts and router
+    "llama-4-maverick",  # chunked attention, NoPE global layers, MoE every 2nd layer + shared expert
+    "olmo-2-7b",  # norms on sub-layer outputs, full-width q/k norms
+    "command-r",  # weight-only LayerNorm, parallel block, logit scale
+    "granite-3.1-8b",  # embedding/residual/attention/logit multipliers
 ]
 
 

@@ -254,6 +254,8 @@ class Interrupted(KeyboardInterrupt):
 def interrupt_on_signals(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise `Interrupted` (a KeyboardInterrupt) in the main thread, so
     the sweep stops and saves as on Ctrl-C. Later signals are ignored while the results are being saved.
+    SIGINT gets Python's own Ctrl-C handler for the block, whatever the embedding process had installed (an
+    ignored or replaced SIGINT would otherwise make Ctrl-C lose the sweep).
     Outside the main thread (where Python cannot set handlers) this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -266,6 +268,7 @@ def interrupt_on_signals(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGH
             raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in signums}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

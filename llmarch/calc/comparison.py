@@ -146,8 +146,11 @@ def compare_frame(configs: list[ArchConfig], **workload: Any) -> pandas.DataFram
     return pandas.json_normalize(compare_records(configs, **workload), sep=".")
 
 
-def preset_rows(*, family: str | None = None, attention: str | None = None) -> list[dict[str, Any]]:
-    """One row per reachable preset (name, family, year, size, attention, position, source), filtered."""
+def preset_rows(
+    *, family: str | None = None, attention: str | None = None, year: int | None = None
+) -> list[dict[str, Any]]:
+    """One row per reachable preset (name, family, year, size, attention, position, source), filtered by
+    family (exact), attention kind and release year."""
     from llmarch.catalog.presets import load_all
     from llmarch.core.errors import InvalidValueError
 
@@ -158,6 +161,8 @@ def preset_rows(*, family: str | None = None, attention: str | None = None) -> l
         if family is not None and config.family != family:
             continue
         if attention is not None and config.attention != attention:
+            continue
+        if year is not None and config.year != year:
             continue
         counts = count_params(config)
         rows.append(
@@ -176,6 +181,9 @@ def preset_rows(*, family: str | None = None, attention: str | None = None) -> l
     if family is not None and not rows:
         families = sorted({c.family for c in load_all()})
         raise InvalidValueError(f"`family`: no preset of family {family!r}; families: {', '.join(families)}")
+    if year is not None and not rows:
+        years = sorted({c.year for c in load_all() if c.year is not None})
+        raise InvalidValueError(f"`year`: no preset from {year}; years: {', '.join(map(str, years))}")
     return rows
 
 

@@ -41,6 +41,21 @@ def mean_attended_keys(seq_len: int, *, window: int | None = None, causal: bool 
     return (window * (window + 1) / 2 + (seq_len - window) * window) / seq_len
 
 
+def mean_chunk_keys(seq_len: int, chunk: int, *, causal: bool = True) -> float:
+    """Mean keys per query under chunked attention (Llama 4's local layers, Meta 2025 model card).
+
+    The sequence is cut into chunks of C tokens and a query attends only within its own chunk. Causal:
+    query p (0-based) sees the (p mod C) + 1 keys of its chunk, so S = q C + r gives
+    [q C (C + 1) / 2 + r (r + 1) / 2] / S. Non-causal: every query sees its whole chunk, (q C^2 + r^2) / S.
+    """
+    _check_seq_len(seq_len)
+    positive_int("chunk", chunk)
+    full, rest = divmod(seq_len, chunk)
+    if not causal:
+        return (full * chunk * chunk + rest * rest) / seq_len
+    return (full * chunk * (chunk + 1) / 2 + rest * (rest + 1) / 2) / seq_len
+
+
 def weight_flops_per_token(config: ArchConfig) -> dict[str, float]:
     """Forward FLOPs per token of the weight matmuls, by part: 2 x the weights one token multiplies.
 
@@ -55,7 +70,9 @@ def weight_flops_per_token(config: ArchConfig) -> dict[str, float]:
     if config.is_moe:
         assert config.n_experts is not None and config.n_experts_per_token is not None
         expert = mlp_params(config, config.expert_d_ff, bias=False)
-        per_layer = config.n_experts * config.d_model + (config.n_experts_per_token + config.n_shared_experts) * expert
+        shared = config.n_shared_experts * mlp_params(config, config.shared_expert_d_ff, bias=False)
+        gate = config.d_model if config.shared_expert_gate else 0  # the shared experts' d -> 1 gate
+        per_layer = config.n_experts * config.d_model + config.n_experts_per_token * expert + shared + gate
         out["mlp"] += 2.0 * config.n_moe_layers * per_layer
     out["lm_head"] = 2.0 * config.vocab_size * config.d_model
     return out
@@ -65,7 +82,8 @@ def attention_flops_per_token(config: ArchConfig, seq_len: int, *, causal: bool 
     """Forward FLOPs per token of the attention matmuls, averaged over a sequence of `seq_len` tokens.
 
     Per layer and query: Q K^T costs 2 H d_head k and A V costs 2 H d_v k, where k is the number of keys
-    the query attends to (`mean_attended_keys`; local layers cap it at the sliding window). This is the
+    the query attends to (`mean_attended_keys`; local layers cap it at the sliding window, or keep the
+    query's own chunk under chunked attention, `mean_chunk_keys`; sink logits add no matmul). This is the
     2 n_layer n_ctx d_attn term of Kaplan et al. 2020 (arXiv:2001.08361, Table 1), halved on average by
     the causal mask.
     """
@@ -73,7 +91,9 @@ def attention_flops_per_token(config: ArchConfig, seq_len: int, *, causal: bool 
     n_local = config.n_local_layers
     n_global = config.n_layers - n_local
     keys = n_global * mean_attended_keys(seq_len, causal=causal)
-    if n_local:
+    if n_local and config.attention_chunk is not None:
+        keys += n_local * mean_chunk_keys(seq_len, config.attention_chunk, causal=causal)
+    elif n_local:
         keys += n_local * mean_attended_keys(seq_len, window=config.sliding_window, causal=causal)
     return per_key * keys
 

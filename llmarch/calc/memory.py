@@ -99,7 +99,8 @@ def kv_cache(
     """KV-cache bytes for `batch` sequences of `seq_len` cached tokens, each searched with `beam_width`.
 
     Per layer and sequence: positions x per-position elements x bytes, where positions = seq_len, or
-    min(seq_len, sliding_window) on local layers (the rolling buffer). Beam search keeps one cache per
+    min(seq_len, sliding_window) on local layers (the rolling buffer; chunked layers, Llama 4, keep at most
+    one chunk: min(seq_len, attention_chunk)). Beam search keeps one cache per
     beam. An encoder-decoder also caches cross-attention keys and values over `encoder_len` encoder
     positions (default seq_len) in every decoder layer, once per sequence and beam (as Hugging Face
     generate() expands them).
@@ -117,8 +118,8 @@ def kv_cache(
     # Summed over layers: global layers keep every position, local ones a rolling buffer of the window.
     positions = (config.n_layers - n_local) * seq_len
     if n_local:
-        assert config.sliding_window is not None
-        positions += n_local * min(seq_len, config.sliding_window)
+        assert config.local_span is not None
+        positions += n_local * min(seq_len, config.local_span)
     sequences = batch * beam_width
     self_bytes = sequences * positions * per_position_layer * per_elem
     cross_bytes = 0.0

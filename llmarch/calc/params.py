@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from llmarch.core.config import ArchConfig
+from llmarch.core.config import PARAM_GROUPS, ArchConfig
 
 #: Coarse groups of the breakdown, in display order. Each leaf key is "<group>.<part>".
-GROUPS = ("embedding", "attention", "cross_attention", "mlp", "moe", "norm", "lm_head")
+GROUPS = PARAM_GROUPS
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,30 @@ class ParamCount:
 
 
 def norm_params(config: ArchConfig, width: int) -> int:
-    """Parameters of one normalisation layer over `width` channels: a scale, plus a shift if biased."""
+    """Parameters of one normalisation layer over `width` channels: a scale, plus a shift if biased.
+
+    A nonparametric LayerNorm (OLMo 1, Groeneveld et al. 2024, arXiv:2402.00838, section 2.1) has none.
+    """
+    if config.norm == "nonparametric":
+        return 0
     return width * (2 if config.norm == "layernorm" and config.norm_bias else 1)
+
+
+def qk_norm_params(config: ArchConfig) -> int:
+    """Parameters of one layer's query and key norms (0 without `qk_norm`).
+
+    "head": one norm over d_head shared by all heads, for queries and one for keys, 2 x d_head (Qwen3;
+    Gemma 3; Dehghani et al. 2023, arXiv:2302.05442). "full": one norm over the whole query projection
+    (H d_h) and one over the keys (H_kv d_h), as OLMo 2 (OLMo et al. 2024, arXiv:2501.00656, section
+    3.2). "per-head": a separate d_head norm per head, the same count as "full" (Cohere; StableLM 2).
+    "l2": a weightless L2 norm (Llama 4), 0. Each is the config's `norm` with a scale and no shift (every
+    published q/k norm, StableLM 2's per-head LayerNorms included, is bias-free); none when nonparametric.
+    """
+    if config.qk_norm is None or config.qk_norm == "l2" or config.norm == "nonparametric":
+        return 0
+    if config.qk_norm == "head":
+        return 2 * config.d_head
+    return (config.n_heads + config.n_kv_heads) * config.d_head
 
 
 def attention_params(config: ArchConfig, *, bias: bool = True) -> dict[str, int]:
@@ -104,19 +126,41 @@ def mlp_params(config: ArchConfig, d_ff: int, *, bias: bool | None = None) -> in
 def layer_norm_params(config: ArchConfig, *, cross_attention: bool = False) -> int:
     """Normalisation parameters inside one block.
 
-    A sequential block has one norm per sub-layer (two, or three with cross-attention). A parallel block
-    (GPT-J; Falcon) has one shared input norm, or two (attention and MLP) as in GPT-NeoX and Falcon-40B.
+    A sequential block has one norm per sub-layer (two, or three with cross-attention), before it (pre),
+    after the residual add (post) or on its output inside the residual (branch-post, OLMo 2); a sandwich
+    block has two per sub-layer (Gemma 2/3). A parallel block (GPT-J; Falcon) has one shared input norm,
+    or two (attention and MLP) as in GPT-NeoX and Falcon-40B. Query/key norms are `qk_norm_params`.
     MLA adds RMSNorms over the KV latent and, when the query is compressed, the query latent.
     """
     n_norms = 3 if cross_attention else 2
     if config.parallel_block and config.parallel_block_shared_norm:
         n_norms = 1
+    if config.norm_position == "sandwich":
+        n_norms = 4  # before and after attention and MLP (Gemma 2: Gemma Team 2024, arXiv:2408.00118, 2.2)
     total = n_norms * norm_params(config, config.d_model)
     if config.mla_kv_rank is not None:
         total += config.mla_kv_rank  # RMSNorm over the KV latent (scale only)
         if config.mla_q_rank is not None:
             total += config.mla_q_rank  # RMSNorm over the query latent
     return total
+
+
+def moe_layer_params(config: ArchConfig) -> dict[str, int]:
+    """Parameters of one MoE layer: router, routed experts, shared experts and the shared experts' gate.
+
+    Router: d x n_experts (+ n_experts with router_bias, gpt-oss). Routed experts: n_experts MLPs of
+    d_ff_expert (with their biases under mlp_bias, gpt-oss). Shared experts (DeepSeekMoE, Dai et al.
+    2024, arXiv:2401.06066; Qwen2-MoE; Llama 4): n_shared_experts MLPs of d_ff_shared, optionally scaled
+    by sigmoid(x w) with a d-wide gate vector w (Qwen2-MoE's shared_expert_gate).
+    """
+    assert config.n_experts is not None
+    d = config.d_model
+    return {
+        "router": config.n_experts * d + (config.n_experts if config.router_bias else 0),
+        "experts": config.n_experts * mlp_params(config, config.expert_d_ff),
+        "shared_experts": config.n_shared_experts * mlp_params(config, config.shared_expert_d_ff),
+        "shared_gate": d if config.shared_expert_gate else 0,
+    }
 
 
 @functools.lru_cache(maxsize=1024)
@@ -154,13 +198,12 @@ def count_params(config: ArchConfig) -> ParamCount:
     n_dense_mlp = config.n_layers + config.n_encoder_layers - config.n_moe_layers
     add("mlp.dense", n_dense_mlp * mlp_params(config, config.d_ff))
     if config.is_moe:
-        assert config.n_experts is not None
-        expert = mlp_params(config, config.expert_d_ff)
-        router = config.n_experts * d + (config.n_experts if config.router_bias else 0)
-        add("moe.router", config.n_moe_layers * router)
-        add("moe.experts", config.n_moe_layers * config.n_experts * expert)
-        add("moe.shared_experts", config.n_moe_layers * config.n_shared_experts * expert)
+        for key, count in moe_layer_params(config).items():
+            add(f"moe.{key}", config.n_moe_layers * count)
 
+    if config.attention_sinks:
+        add("attention.sinks", config.n_layers * config.n_heads)  # one sink logit per head (gpt-oss)
+    add("norm.qk", config.n_layers * qk_norm_params(config))
     add("norm.blocks", config.n_layers * layer_norm_params(config, cross_attention=config.is_encoder_decoder))
     add("norm.blocks", config.n_encoder_layers * layer_norm_params(config))
     if config.final_norm:

@@ -141,13 +141,14 @@ def check_kv_dtype(kv_dtype: str) -> str:
 
 
 def default_kv_dtype(dtype: str) -> str:
-    """The KV-cache dtype deployments pair with weight dtype `dtype`: its own for fp32/bf16/fp16, else bf16.
+    """The KV-cache dtype deployments pair with weight dtype `dtype`: its own for fp32/bf16/fp16 and fp8, else bf16.
 
-    Quantised-weight checkpoints (AWQ, GPTQ, FP8, MXFP4) keep a 16-bit KV cache unless an FP8/INT8 KV cache is
-    asked for explicitly (vLLM's `--kv-cache-dtype auto`; TensorRT-LLM's default).
+    FP8 (W8A8) checkpoints are served with an FP8 KV cache by the engines whose FP8 recipe it is (NVIDIA
+    ModelOpt checkpoints in TensorRT-LLM and NIM, `kv_cache_quant_algo: FP8`); weight-only schemes (AWQ,
+    GPTQ, int8, MXFP4/NVFP4 weights) keep a 16-bit cache unless an FP8/INT8 one is asked for explicitly.
     """
     name = canonical_weight_dtype(dtype)
-    return name if name in ("fp32", "bf16", "fp16") else "bf16"
+    return name if name in ("fp32", "bf16", "fp16", "fp8") else "bf16"
 
 
 def kv_bytes_per_element(kv_dtype: str) -> float:

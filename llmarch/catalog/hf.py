@@ -9,8 +9,9 @@ What the mapping promises: for every supported `model_type`, `count_params` of t
 checked by `tests/test_hf.py` against `scripts/hf_param_count.py`. Where a file asks for a structure that
 ArchConfig cannot describe exactly (OPT-350m's embedding projections, Phi's qk_layernorm, DeepSeek's
 moe_layer_freq > 1, ...), the mapping raises InvalidConfigError naming the key rather than return a near miss.
-Model types whose every block is beyond ArchConfig (gemma2's four norms per layer, qwen2_moe's shared-expert
-gate, qwen3's query/key norms) are not in SUPPORTED_MODEL_TYPES.
+State-space, recurrent and hybrid models (NON_TRANSFORMER_MODEL_TYPES: mamba, jamba, rwkv, recurrent_gemma, ...)
+are refused in one line: they are not transformers this tool models. A multimodal config (gemma3, llama4) maps to
+its language model (`text_config`); the vision encoder is not counted.
 
 Defaults: the four numbers every checkpoint's config.json states (width, depth, heads, vocabulary) are
 required; any other key the file omits takes the default of transformers' own `configuration_<type>.py`
@@ -143,9 +144,7 @@ class _Reader:
         fraction_keys: tuple[str, ...] = ("partial_rotary_factor",),
     ) -> dict[str, Any]:
         """rope_theta and rope_fraction, from `rope_parameters` (transformers 5), `rope_scaling`, or top-level keys."""
-        params = self.data.get("rope_parameters") or self.data.get("rope_scaling") or {}
-        if not isinstance(params, dict):
-            self.fail("rope_parameters", f"expected a mapping, got {params!r}")
+        params = self._rope_params()
         theta = params.get("rope_theta")
         if theta is None:
             theta = self.float(*theta_keys, default=default_theta)
@@ -157,6 +156,32 @@ class _Reader:
             out["rope_fraction"] = float(fraction)
         return out
 
+    def _rope_params(self) -> dict[str, Any]:
+        """The global layers' rope parameters (transformers 5 nests them per layer type for Gemma 3)."""
+        params = self.data.get("rope_parameters") or self.data.get("rope_scaling") or {}
+        if not isinstance(params, dict):
+            self.fail("rope_parameters", f"expected a mapping, got {params!r}")
+        if isinstance(params.get("full_attention"), dict):
+            return params["full_attention"]
+        return params
+
+    def rope_metadata(self) -> dict[str, Any]:
+        """RoPE context extension as ArchConfig metadata: rope_scaling type, factor and original length."""
+        scaling = self.data.get("rope_scaling") or self._rope_params()
+        if not isinstance(scaling, dict):
+            return {}
+        kind = scaling.get("rope_type") or scaling.get("type")
+        if not kind or kind == "default":
+            return {}
+        out: dict[str, Any] = {"rope_scaling": str(kind)}
+        factor = scaling.get("factor")
+        if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0:
+            out["rope_scaling_factor"] = float(factor)
+        original = scaling.get("original_max_position_embeddings")
+        if isinstance(original, int) and not isinstance(original, bool) and original > 0:
+            out["rope_original_max_seq_len"] = original
+        return out
+
     def notes(self) -> str:
         """Facts of the file that ArchConfig does not model but a reader should see (context extension)."""
         scaling = self.data.get("rope_scaling") or (self.data.get("rope_parameters") or {})
@@ -165,7 +190,7 @@ class _Reader:
             if kind and kind != "default":
                 factor = scaling.get("factor")
                 extra = f", factor {factor}" if factor is not None else ""
-                return f"config.json rope scaling: {kind}{extra} (not modelled by llmarch)."
+                return f"config.json rope scaling: {kind}{extra} (changes no count; rope_scaling fields)."
         return ""
 
 
@@ -192,25 +217,55 @@ def _decoder(r: _Reader, **fields: Any) -> dict[str, Any]:
     """The fields shared by decoder-only models, with `fields` on top."""
     base: dict[str, Any] = {"architecture": "decoder", "norm_position": "pre", "final_norm": True}
     base.update(fields)
+    if base.get("position") == "rope":
+        base.update(r.rope_metadata())
     notes = r.notes()
     if notes:
         base["notes"] = notes
     return base
 
 
-def _window_from_layer_types(r: _Reader, layer_types: Any, window: int | None) -> dict[str, Any]:
-    """sliding_window/global_every from a per-layer list of "sliding_attention"/"full_attention"."""
-    if not isinstance(layer_types, list) or not all(t in ("sliding_attention", "full_attention") for t in layer_types):
-        r.fail("layer_types", "expected a list of 'sliding_attention' / 'full_attention'")
-    local = [t == "sliding_attention" for t in layer_types]
+_LAYER_TYPES = ("sliding_attention", "full_attention", "chunked_attention")
+
+
+def _window_from_layer_types(
+    r: _Reader, layer_types: Any, window: int | None, *, key: str = "layer_types", field: str = "sliding_window"
+) -> dict[str, Any]:
+    """sliding_window (or attention_chunk) and global_every from a per-layer list of attention types."""
+    if not isinstance(layer_types, list) or not all(t in _LAYER_TYPES for t in layer_types):
+        r.fail(key, "expected a list of 'sliding_attention' / 'chunked_attention' / 'full_attention'")
+    local = [t != "full_attention" for t in layer_types]
     if not any(local) or window is None:
         return {}
     if all(local):
-        return {"sliding_window": window}
+        return {field: window}
+    return {field: window, "global_every": _global_period(r, local, key)}
+
+
+def _global_period(r: _Reader, local: list[bool], key: str) -> int:
+    """N such that exactly every Nth layer (1-based) is global in the per-layer `local` flags, else refuse."""
     period = local.index(False) + 1  # first global layer, 1-based
     if all(is_local == ((i + 1) % period != 0) for i, is_local in enumerate(local)):
-        return {"sliding_window": window, "global_every": period}
-    r.unsupported("layer_types", "this pattern of sliding and full attention layers (only every-Nth-global)")
+        return period
+    r.unsupported(key, "this pattern of local and full attention layers (only every-Nth-global)")
+
+
+def _layer_pattern(r: _Reader, n_layers: int, window: int | None, *, default_period: int | None) -> dict[str, Any]:
+    """sliding_window/global_every from layer_types, or from a period key (sliding_window_pattern), or the
+    config class's default period (None: every layer slides)."""
+    if window is None:
+        return {}
+    layer_types = r.data.get("layer_types")
+    if layer_types is not None:
+        if isinstance(layer_types, list) and len(layer_types) != n_layers:
+            r.fail("layer_types", f"has {len(layer_types)} entries for {n_layers} layers")
+        return _window_from_layer_types(r, layer_types, window)
+    period = r.int("sliding_window_pattern", "_sliding_window_pattern", default=default_period, minimum=1)
+    if period is None:
+        return {"sliding_window": window}
+    if period == 1:
+        return {}  # every layer global
+    return {"sliding_window": window, "global_every": period}
 
 
 # -- Llama family -------------------------------------------------------------------------------------------------
@@ -718,10 +773,408 @@ def _t5(r: _Reader) -> dict[str, Any]:
     return raw
 
 
+# -- 2024-2026 decoders ---------------------------------------------------------------------------------------------
+def _qwen_window(r: _Reader, raw: dict[str, Any]) -> None:
+    """Qwen2/3 sliding window: only with use_sliding_window, on layers >= max_window_layers (or layer_types)."""
+    if not r.bool("use_sliding_window", default=False):
+        return
+    window = r.int("sliding_window", default=4096, null_is_default=False)
+    if "layer_types" in r.data and r.data["layer_types"] is not None:
+        raw.update(_window_from_layer_types(r, r.data["layer_types"], window))
+    elif window is not None:
+        first_local = r.int("max_window_layers", default=28, minimum=0)
+        if first_local == 0:
+            raw["sliding_window"] = window
+        elif first_local < raw["n_layers"]:
+            r.unsupported("max_window_layers", "sliding attention in only the last layers")
+
+
+def _sparse_layers(r: _Reader, raw: dict[str, Any]) -> None:
+    """Qwen-MoE layer selection: MoE where (i + 1) % decoder_sparse_step == 0 and i not in mlp_only_layers."""
+    raw["moe_every"] = r.int("decoder_sparse_step", default=1)
+    only_dense = r.value("mlp_only_layers", default=[])
+    if not isinstance(only_dense, list) or not all(isinstance(i, int) for i in only_dense):
+        r.fail("mlp_only_layers", f"expected a list of layer indices, got {only_dense!r}")
+    if sorted(only_dense) != list(range(len(only_dense))):
+        r.unsupported("mlp_only_layers", "dense layers other than the first ones")
+    raw["n_dense_layers"] = len(only_dense)
+
+
+def _qwen3(r: _Reader) -> dict[str, Any]:
+    # Qwen3 (Qwen Team 2025, arXiv:2505.09388): Qwen2 without QKV bias, with a d_head RMSNorm on queries and keys.
+    # Qwen3Config's head_dim is 128 when omitted; Qwen3MoeConfig has none (hidden_size / heads).
+    bias = r.bool("attention_bias", default=False)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=False, tie=False, d_ff=22016, max_seq_len=32768,
+                      head_dim_default=128 if r.model_type == "qwen3" else None)  # fmt: skip
+    raw["qk_norm"] = "head"
+    _qwen_window(r, raw)
+    return raw
+
+
+def _qwen3_moe(r: _Reader) -> dict[str, Any]:
+    # Qwen3-MoE: routed experts only (no shared expert), bias-free router, top-k of num_experts.
+    raw = _qwen3(r)
+    raw.update(
+        n_experts=r.int("num_experts", "num_local_experts", default=128),
+        n_experts_per_token=r.int("num_experts_per_tok", default=8),
+        d_ff_expert=r.int("moe_intermediate_size", default=768),
+    )
+    _sparse_layers(r, raw)
+    return raw
+
+
+def _qwen2_moe(r: _Reader) -> dict[str, Any]:
+    # Qwen1.5/2-MoE: Qwen2 attention (q/k/v bias), routed experts plus one shared expert of its own width whose
+    # output is scaled by sigmoid(shared_expert_gate(x)), a d -> 1 projection.
+    bias = r.bool("qkv_bias", default=True)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=False, mlp_bias=False, tie=False, d_ff=5632, max_seq_len=32768)
+    shared = r.int("shared_expert_intermediate_size", default=5632)
+    raw.update(
+        n_experts=r.int("num_experts", "num_local_experts", default=60),
+        n_experts_per_token=r.int("num_experts_per_tok", default=4),
+        d_ff_expert=r.int("moe_intermediate_size", default=1408),
+        n_shared_experts=1,
+        d_ff_shared=shared,
+        shared_expert_gate=True,
+    )
+    _sparse_layers(r, raw)
+    _qwen_window(r, raw)
+    return raw
+
+
+def _gemma2_like(r: _Reader, *, gemma3: bool) -> dict[str, Any]:
+    """Gemma 2 (arXiv:2408.00118) and Gemma 3 (arXiv:2503.19786): RMSNorm before and after attention and MLP,
+    GeGLU, tied head, local/global layers (1:1 for Gemma 2, 5:1 for Gemma 3), Gemma 3's d_head q/k norms."""
+    d = r.int("hidden_size", default=2304)
+    n_layers = r.int("num_hidden_layers", default=26)
+    n_heads = r.int("num_attention_heads", default=8)
+    head_dim = r.int("head_dim", default=256)
+    bias = r.bool("attention_bias", default=False)
+    raw = _decoder(
+        r,
+        n_layers=n_layers,
+        d_model=d,
+        n_heads=n_heads,
+        n_kv_heads=r.int("num_key_value_heads", default=4),
+        d_head=head_dim,
+        d_ff=r.int("intermediate_size", default=9216),
+        vocab_size=r.int("vocab_size", default=262208 if gemma3 else 256000),
+        max_seq_len=r.int("max_position_embeddings", default=131072 if gemma3 else 8192),
+        **r.rope(default_theta=1e6 if gemma3 else 10000.0),
+        norm="rmsnorm",
+        norm_position="sandwich",
+        mlp=r.mlp("hidden_activation", gated=True, default="gelu_pytorch_tanh"),
+        tie_embeddings=r.bool("tie_word_embeddings", default=True),
+        qkv_bias=bias,
+        attn_out_bias=bias,
+    )
+    window = r.int("sliding_window", default=4096, null_is_default=False)
+    raw.update(_layer_pattern(r, n_layers, window, default_period=6 if gemma3 else 2))
+    scalar = r.float("query_pre_attn_scalar", default=float(head_dim))
+    if scalar != head_dim:
+        raw["attention_multiplier"] = scalar**-0.5
+    # Gemma2Config caps attention scores at 50 and logits at 30 unless told otherwise; Gemma 3 caps neither.
+    caps = (
+        ("attn_logit_softcapping", "attn_logit_softcap", 50.0),
+        ("final_logit_softcapping", "final_logit_softcap", 30.0),
+    )
+    for key, field, gemma2_default in caps:
+        cap = r.value(key, default=None if gemma3 else gemma2_default, null_is_default=False)
+        if cap is not None:
+            raw[field] = r.float(key, default=gemma2_default)
+    if gemma3:
+        raw["qk_norm"] = "head"
+        raw.update(_gemma3_local_theta(r, raw))
+    return raw
+
+
+def _gemma3_local_theta(r: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
+    """Gemma 3's local layers rotate with base 10000 (rope_local_base_freq) while global ones use rope_theta."""
+    nested = r.data.get("rope_parameters")
+    local = nested.get("sliding_attention") if isinstance(nested, dict) else None
+    theta = local.get("rope_theta") if isinstance(local, dict) else r.float("rope_local_base_freq", default=10000.0)
+    if raw.get("sliding_window") is None or theta is None or float(theta) == raw["rope_theta"]:
+        return {}
+    return {"rope_local_theta": float(theta)}
+
+
+def _phimoe(r: _Reader) -> dict[str, Any]:
+    # Phi-3.5-MoE: LayerNorm with bias, q/k/v/o biases under attention_bias, a biased head under lm_head_bias,
+    # bias-free SwiGLU experts and router.
+    bias = r.bool("attention_bias", default=False)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=False, tie=False, d_ff=6400, max_seq_len=131072,
+                      theta=1e6, kv_default=8)  # fmt: skip
+    raw.update(
+        norm="layernorm",
+        norm_bias=True,
+        lm_head_bias=r.bool("lm_head_bias", default=False),
+        n_experts=r.int("num_local_experts", default=16),
+        n_experts_per_token=r.int("num_experts_per_tok", default=2),
+        d_ff_expert=raw["d_ff"],
+    )
+    window = r.int("sliding_window", default=None)
+    if window is not None:
+        raw["sliding_window"] = window
+    return raw
+
+
+def _olmo(r: _Reader) -> dict[str, Any]:
+    # OLMo 1 (Groeneveld et al. 2024, arXiv:2402.00838): LayerNorm without scale or shift, no biases.
+    raw = _llama_like(r, qkv_bias=False, out_bias=False, mlp_bias=False, tie=False, d_ff=11008, max_seq_len=2048)
+    bias = r.bool("attention_bias", default=False)
+    raw.update(norm="nonparametric", qkv_bias=bias, attn_out_bias=bias)
+    return raw
+
+
+def _olmo2(r: _Reader) -> dict[str, Any]:
+    # OLMo 2 (arXiv:2501.00656): RMSNorm on each sub-layer's output inside the residual, full-width q/k norms.
+    bias = r.bool("attention_bias", default=False)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=False, tie=False, d_ff=11008, max_seq_len=2048)
+    raw.update(norm_position="branch-post", qk_norm="full")
+    return raw
+
+
+def _olmo3(r: _Reader) -> dict[str, Any]:
+    # OLMo 3: OLMo 2's block with three sliding-window layers to one global layer.
+    raw = _olmo2(r)
+    window = r.int("sliding_window", default=4096, null_is_default=False)
+    raw.update(_layer_pattern(r, raw["n_layers"], window, default_period=4))
+    return raw
+
+
+def _stablelm(r: _Reader) -> dict[str, Any]:
+    # StableLM 2: LayerNorm with bias, q/k/v bias (use_qkv_bias), partial rotary, optional per-head q/k
+    # LayerNorms and a parallel block with one input norm (12B).
+    d = r.int("hidden_size")
+    raw = _decoder(
+        r,
+        n_layers=r.int("num_hidden_layers"),
+        d_model=d,
+        **_heads(r, d),
+        d_ff=r.int("intermediate_size", default=6912),
+        vocab_size=r.int("vocab_size"),
+        max_seq_len=r.int("max_position_embeddings", default=4096),
+        **r.rope(default_fraction=0.25),
+        norm="layernorm",
+        norm_bias=True,
+        mlp=r.mlp("hidden_act", gated=True, default="silu"),
+        tie_embeddings=r.bool("tie_word_embeddings", default=False),
+        qkv_bias=r.bool("use_qkv_bias", default=False),
+    )
+    if r.bool("qk_layernorm", default=False):
+        raw["qk_norm"] = "per-head"
+    if r.bool("use_parallel_residual", default=False):
+        raw.update(parallel_block=True, parallel_block_shared_norm=True)
+    return raw
+
+
+def _granite_meta(r: _Reader) -> dict[str, Any]:
+    """Granite's multipliers (count-free): embeddings, residual branches, attention scores, 1 / logits_scaling."""
+    out: dict[str, Any] = {}
+    for key, field in (("embedding_multiplier", "embedding_multiplier"), ("residual_multiplier", "residual_multiplier"),
+                       ("attention_multiplier", "attention_multiplier")):  # fmt: skip
+        value = r.float(key, default=1.0)
+        if value != 1.0:
+            out[field] = value
+    scaling = r.float("logits_scaling", default=1.0)
+    if scaling != 1.0:
+        out["logit_scale"] = 1.0 / scaling
+    return out
+
+
+def _granite(r: _Reader) -> dict[str, Any]:
+    bias = r.bool("attention_bias", default=False)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=r.bool("mlp_bias", default=False), tie=False,
+                      d_ff=11008, max_seq_len=2048)  # fmt: skip
+    raw.update(_granite_meta(r))
+    return raw
+
+
+def _granitemoe(r: _Reader) -> dict[str, Any]:
+    # Granite MoE: every layer MoE with bias-free experts of intermediate_size; granitemoeshared adds one shared
+    # expert of shared_intermediate_size (0: none).
+    bias = r.bool("attention_bias", default=False)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=False, tie=False, d_ff=11008, max_seq_len=2048)
+    raw.update(_granite_meta(r))
+    raw.update(
+        n_experts=r.int("num_local_experts", default=8),
+        n_experts_per_token=r.int("num_experts_per_tok", default=2),
+        d_ff_expert=raw["d_ff"],
+    )
+    shared = r.int("shared_intermediate_size", default=0, minimum=0) if r.model_type == "granitemoeshared" else 0
+    if shared:
+        raw.update(n_shared_experts=1, d_ff_shared=shared)
+    return raw
+
+
+def _cohere(r: _Reader) -> dict[str, Any]:
+    """Command R (cohere) and Command R7B / A (cohere2): one weight-only LayerNorm feeding parallel attention and
+    SwiGLU MLP, a tied head with logit_scale; cohere's optional per-head q/k norms; cohere2's 3:1 sliding-window
+    layers whose global layers use no positions."""
+    bias = r.bool("attention_bias", default=False)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=False, tie=True, d_ff=22528, max_seq_len=8192,
+                      kv_default=None)  # fmt: skip
+    raw.update(norm="layernorm", norm_bias=False, parallel_block=True, parallel_block_shared_norm=True,
+               logit_scale=r.float("logit_scale", default=0.0625))  # fmt: skip
+    if r.model_type == "cohere" and r.bool("use_qk_norm", default=False):
+        raw["qk_norm"] = "per-head"
+    if r.model_type == "cohere2":
+        window = r.int("sliding_window", default=4096, null_is_default=False)
+        raw.update(_layer_pattern(r, raw["n_layers"], window, default_period=4))
+        if raw.get("global_every"):
+            raw["nope_global_layers"] = True
+    return raw
+
+
+def _gpt_oss(r: _Reader) -> dict[str, Any]:
+    """gpt-oss (OpenAI 2025, arXiv:2508.10925): biased q/k/v/o, a learned sink logit per head, alternating
+    128-token sliding and full layers, MoE with biased experts and router; MXFP4 experts as shipped."""
+    bias = r.bool("attention_bias", default=True)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=False, tie=False, d_ff=2880, max_seq_len=131072,
+                      theta=150000.0, head_dim_default=64)  # fmt: skip
+    raw.update(
+        attention_sinks=True,
+        n_experts=r.int("num_local_experts", "num_experts", default=128),
+        n_experts_per_token=r.int("num_experts_per_tok", "experts_per_token", default=4),
+        d_ff_expert=raw["d_ff"],
+        mlp_bias=True,  # experts' gate_up_proj_bias and down_proj_bias
+        router_bias=True,
+    )
+    window = r.int("sliding_window", default=128, null_is_default=False)
+    raw.update(_layer_pattern(r, raw["n_layers"], window, default_period=2))
+    quant = r.data.get("quantization_config")
+    if isinstance(quant, dict) and quant.get("quant_method") == "mxfp4":
+        raw["weight_dtypes"] = {"moe.experts": "mxfp4"}
+    return raw
+
+
+def _llama4_text(r: _Reader) -> dict[str, Any]:
+    """Llama 4 text model (Meta 2025): chunked local attention with every 4th layer global and without RoPE,
+    weightless L2 q/k norms on the RoPE layers, MoE (top-k routed + one shared expert) every Nth layer and
+    dense layers of intermediate_size_mlp between them."""
+    bias = r.bool("attention_bias", default=False)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=bias, mlp_bias=False, tie=False, d_ff=16384, max_seq_len=131072,
+                      theta=500000.0, kv_default=8, head_dim_default=128)  # fmt: skip
+    n_layers = raw["n_layers"]
+    raw["d_ff"] = r.int("intermediate_size_mlp", default=16384)
+    if r.bool("use_qk_norm", default=True):
+        raw["qk_norm"] = "l2"
+    chunk = r.int("attention_chunk_size", default=8192, null_is_default=False)
+    nope = r.value("no_rope_layers", default=None)
+    if isinstance(nope, list) and nope:
+        local = [bool(x) for x in nope]  # 1 = RoPE and chunked, 0 = NoPE and global
+        if len(local) != n_layers:
+            r.fail("no_rope_layers", f"has {len(local)} entries for {n_layers} layers")
+        period = _global_period(r, local, "no_rope_layers") if not all(local) else None
+    else:
+        period = r.int("no_rope_layer_interval", default=4)
+    if chunk is not None:
+        raw["attention_chunk"] = chunk
+        if period is not None:
+            raw.update(global_every=period, nope_global_layers=True)
+    step = r.int("interleave_moe_layer_step", default=1)
+    raw.update(
+        n_experts=r.int("num_local_experts", default=16),
+        n_experts_per_token=r.int("num_experts_per_tok", default=1),
+        d_ff_expert=r.int("intermediate_size", default=8192),
+        n_shared_experts=1,
+        moe_every=step,
+    )
+    moe_layers = r.value("moe_layers", default=None)
+    if moe_layers is not None and moe_layers != list(range(step - 1, n_layers, step)):
+        r.unsupported("moe_layers", "MoE layers other than every interleave_moe_layer_step-th")
+    return raw
+
+
+def _starcoder2(r: _Reader) -> dict[str, Any]:
+    # StarCoder2 (Lozhkov et al. 2024, arXiv:2402.19173): GQA, LayerNorm with bias, biases everywhere (use_bias),
+    # plain GELU MLP (c_fc, c_proj), RoPE, optional sliding window, tied head.
+    d = r.int("hidden_size")
+    bias = r.bool("use_bias", default=True)
+    raw = _decoder(
+        r,
+        n_layers=r.int("num_hidden_layers"),
+        d_model=d,
+        **_heads(r, d, kv_default=2),
+        d_ff=r.int("intermediate_size", default=12288),
+        vocab_size=r.int("vocab_size"),
+        max_seq_len=r.int("max_position_embeddings", default=4096),
+        **r.rope(),
+        norm="layernorm",
+        norm_bias=True,
+        mlp=r.mlp("hidden_act", gated=False, default="gelu_pytorch_tanh"),
+        tie_embeddings=r.bool("tie_word_embeddings", default=True),
+        qkv_bias=bias,
+        attn_out_bias=bias,
+        mlp_bias=bias,
+    )
+    window = r.int("sliding_window", default=None)
+    if window is not None:
+        raw["sliding_window"] = window
+    return raw
+
+
+def _exaone4(r: _Reader) -> dict[str, Any]:
+    """EXAONE 4.0 (LG AI Research 2025): OLMo 2's norms on sub-layer outputs with per-head q/k RMSNorms, three
+    sliding-window layers to one global layer (sliding_window_pattern 4 or "LLLG"), global layers without RoPE."""
+    raw = _llama_like(r, qkv_bias=False, out_bias=False, mlp_bias=False, tie=False, d_ff=16384, max_seq_len=2048)
+    raw.update(norm_position="branch-post", qk_norm="head")
+    window = r.int("sliding_window", default=4096, null_is_default=False)
+    pattern = r.data.get("sliding_window_pattern")
+    if window is not None and r.data.get("layer_types") is None and isinstance(pattern, str):
+        if not pattern or set(pattern) - {"L", "G"}:
+            r.fail("sliding_window_pattern", f"expected a string of L (local) and G (global), got {pattern!r}")
+        local = [pattern[i % len(pattern)] == "L" for i in range(raw["n_layers"])]
+        raw.update({"sliding_window": window, "global_every": _global_period(r, local, "sliding_window_pattern")}
+                   if not all(local) else {"sliding_window": window})  # fmt: skip
+    else:
+        raw.update(_layer_pattern(r, raw["n_layers"], window, default_period=4))
+    if raw.get("global_every"):
+        raw["nope_global_layers"] = True
+    return raw
+
+
+def _multimodal(r: _Reader, text_type: str) -> dict[str, Any]:
+    """The language model of a multimodal config (Gemma 3, Llama 4): its text_config, vision tower left out."""
+    text = r.dict("text_config")
+    if not text and r.model_type == "llama4":
+        r.fail("text_config", "is required: llmarch counts the language model of a multimodal config")
+    text = {"model_type": text_type, **text}
+    if text["model_type"] != text_type:
+        r.fail("text_config.model_type", f"expected {text_type!r}, got {text['model_type']!r}")
+    if "tie_word_embeddings" not in text and "tie_word_embeddings" in r.data:
+        text["tie_word_embeddings"] = r.data["tie_word_embeddings"]
+    raw = _MAPPERS[text_type](_Reader(text, origin=r.origin, model_type=text_type))
+    note = f"The language model of a {r.model_type} config (text_config); the vision encoder is not counted."
+    raw["notes"] = f"{raw['notes']} {note}" if raw.get("notes") else note
+    return raw
+
+
 _MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "bloom": _bloom,
+    "cohere": _cohere,
+    "cohere2": _cohere,
+    "gemma2": lambda r: _gemma2_like(r, gemma3=False),
+    "gemma3": lambda r: _multimodal(r, "gemma3_text"),
+    "gemma3_text": lambda r: _gemma2_like(r, gemma3=True),
+    "gpt_oss": _gpt_oss,
+    "granite": _granite,
+    "granitemoe": _granitemoe,
+    "granitemoeshared": _granitemoe,
+    "llama4": lambda r: _multimodal(r, "llama4_text"),
+    "llama4_text": _llama4_text,
+    "olmo": _olmo,
+    "olmo2": _olmo2,
+    "olmo3": _olmo3,
+    "phimoe": _phimoe,
+    "qwen2_moe": _qwen2_moe,
+    "qwen3": _qwen3,
+    "qwen3_moe": _qwen3_moe,
+    "stablelm": _stablelm,
+    "starcoder2": _starcoder2,
     "deepseek_v2": lambda r: _deepseek(r, v3=False),
     "deepseek_v3": lambda r: _deepseek(r, v3=True),
+    "exaone4": _exaone4,
     "falcon": _falcon,
     "RefinedWeb": _falcon,
     "RefinedWebModel": _falcon,
@@ -747,6 +1200,18 @@ SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_MAPPERS, key=str.lower))
 
 _FAMILY = {"RefinedWeb": "falcon", "RefinedWebModel": "falcon"}
 
+#: Model types whose layers are not (all) attention blocks: state-space, recurrent and hybrid models.
+NON_TRANSFORMER_MODEL_TYPES: frozenset[str] = frozenset({
+    "mamba", "mamba2", "falcon_mamba", "falcon_h1", "jamba", "rwkv", "rwkv5", "rwkv6", "rwkv7", "recurrent_gemma",
+    "xlstm", "zamba", "zamba2", "bamba", "nemotron_h", "granitemoehybrid", "lfm2", "lfm2_moe", "qwen3_next", "plamo2",
+    "minimax", "hymba", "retnet", "hgrn", "hgrn2", "gla", "mamba_ssm", "striped_hyena", "kimi_linear",
+})  # fmt: skip
+
+#: The ArchConfig fields a preset for an unmapped transformer must give (the rest default to "absent").
+_NEEDED_FIELDS = ("architecture", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size",
+                  "max_seq_len", "position", "norm", "norm_position", "final_norm", "mlp",
+                  "tie_embeddings")  # fmt: skip
+
 
 def config_from_hf(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
     """A raw llmarch preset mapping (ArchConfig field names, before validation) from a parsed config.json.
@@ -765,10 +1230,19 @@ def config_from_hf(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
         raise InvalidConfigError(
             f"is required to map a config.json; supported: {supported}", origin=origin, field="model_type"
         )
+    if model_type in NON_TRANSFORMER_MODEL_TYPES:
+        raise InvalidConfigError(
+            f"{model_type!r} is not a transformer this tool models (state-space, recurrent or hybrid layers)",
+            origin=origin,
+            field="model_type",
+        )
     mapper = _MAPPERS.get(model_type) if isinstance(model_type, str) else None
     if mapper is None:
         raise InvalidConfigError(
-            f"unsupported model_type {model_type!r}; supported: {supported}", origin=origin, field="model_type"
+            f"unsupported model_type {model_type!r} (supported: {supported}); to describe another transformer, "
+            f"write a preset YAML with the fields {', '.join(_NEEDED_FIELDS)} (see 'llmarch show --fields')",
+            origin=origin,
+            field="model_type",
         )
     if data.get("is_encoder_decoder") and model_type != "t5":
         raise InvalidConfigError(

@@ -19,7 +19,7 @@ from llmarch.core.errors import InvalidValueError
 
 _FILE = Path(__file__).resolve().parent / "data" / "serving_efficiency.json"
 _FRACTIONS = ("hbm_fraction", "attention_flop_fraction", "attention_hbm_fraction", "allreduce_bus_fraction")
-_TIMES = ("layer_overhead_s", "step_overhead_s", "request_overhead_s", "allreduce_latency_s")
+_TIMES = ("layer_overhead_s", "step_overhead_s", "request_overhead_s", "allreduce_latency_s", "allreduce_hop_latency_s")
 _KEYS = {"gpu", "same_as", "gemm_fraction", "gemm_m_half", "sources", "note", *_FRACTIONS, *_TIMES}
 
 
@@ -37,6 +37,7 @@ class ServingEfficiency:
     step_overhead_s: float
     request_overhead_s: float
     allreduce_latency_s: float
+    allreduce_hop_latency_s: float
     allreduce_bus_fraction: float
     sources: tuple[str, ...]  # the measurements behind the constants, as the data file words them
 
@@ -104,6 +105,7 @@ def serving_efficiency(gpu: str) -> ServingEfficiency:
         step_overhead_s=float(row["step_overhead_s"]),
         request_overhead_s=float(row["request_overhead_s"]),
         allreduce_latency_s=float(row["allreduce_latency_s"]),
+        allreduce_hop_latency_s=float(row["allreduce_hop_latency_s"]),
         allreduce_bus_fraction=float(row["allreduce_bus_fraction"]),
         sources=tuple(sources[s] for s in row["sources"]),
     )

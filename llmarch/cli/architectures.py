@@ -21,19 +21,24 @@ from llmarch.core.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_SEQ_LEN
 
 
 @app.command(
-    "presets", epilog="Examples: llmarch presets --family llama-2 · llmarch presets --attention mqa --format json"
+    "presets",
+    epilog=(
+        "Examples: llmarch presets --family llama-2 · llmarch presets --year 2025 · "
+        "llmarch presets --attention mqa --format json"
+    ),
 )
 @handle_errors
 def presets_command(
     family: Annotated[str | None, typer.Option(help="Only presets of this family (exact, e.g. 'llama-2').")] = None,
     attention: Annotated[str | None, typer.Option(help="Only this attention kind: mha, gqa, mqa or mla.")] = None,
+    year: Annotated[int | None, typer.Option(help="Only presets released in this year (e.g. 2025).")] = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
     """List the presets: name, family, year, size and source."""
     from llmarch.calc.comparison import preset_rows
 
-    rows = preset_rows(family=family, attention=attention)
+    rows = preset_rows(family=family, attention=attention, year=year)
     columns = ["name", "family", "year", "params_total", "attention", "position", "source"]
     render(rows, columns, fmt=fmt, output=output, json_key="presets", title=f"{len(rows)} presets")
 

@@ -182,6 +182,123 @@ def _plot(records: list[dict[str, Any]], path: str, *, title: str) -> None:
     save_png(figure, path)
 
 
+def _read_calibration(path: str) -> Any:
+    from llmarch.core.io import read_json_file
+    from llmarch.serving.calibration import parse_bench
+
+    return parse_bench(read_json_file(path, what="--calibrate"), source=Path(path).name)
+
+
+def _title(first: Any) -> str:
+    """The table title: GPUs, parallelism, dtypes, request shape and batching of the first estimate."""
+    return (
+        f"serving estimate: {first.n_gpus} x {first.gpu} (tp {first.tp}"
+        + (f", pp {first.pp}" if first.pp > 1 else "")
+        + f"), {first.dtype} weights, {first.kv_dtype} KV, {first.prompt_len} prompt + {first.generate_len} "
+        + f"generated tokens, {first.batching} batching"
+        + (f", beam {first.beam_width}" if first.beam_width > 1 else "")
+    )
+
+
+# -- options of estimate-inference (Typer reads the help texts from these annotations) --
+
+_PresetsOption = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="PRESET...", help="Preset names, files or overrides (llama-2-70b:n_kv_heads=64)."),
+]
+_AllPresetsOption = Annotated[bool, typer.Option("--all", help="Every preset.")]
+_GpuOption = Annotated[str | None, typer.Option(help="Accelerator from 'llmarch gpus', e.g. h100-sxm (required).")]
+_TpOption = Annotated[int, typer.Option(help="Tensor-parallel GPUs per replica (must divide n_heads).")]
+_PpOption = Annotated[int, typer.Option(help="Pipeline stages per replica (layers split over them).")]
+_NGpusOption = Annotated[
+    int | None, typer.Option(help="GPUs in all, a multiple of tp x pp (the replicas serve independently).")
+]
+_ExpertParallelOption = Annotated[
+    bool, typer.Option("--expert-parallel", help="MoE: place whole experts on the tp GPUs (all-to-all).")
+]
+_DtypeOption = Annotated[
+    str, typer.Option(help="Weights: fp32, bf16, fp16, fp8 (W8A8), int8, w8a8, int4 (AWQ/GPTQ), mxfp4, nvfp4.")
+]
+_KvDtypeOption = Annotated[
+    str | None,
+    typer.Option(help="KV-cache dtype (bf16, fp16, fp8, int8). Default: as deployed (16-bit; fp8 with fp8 weights)."),
+]
+_ComputeDtypeOption = Annotated[
+    str | None, typer.Option(help="Dtype whose peak FLOP/s the matmuls run at. Default: the scheme's.")
+]
+_PromptLenOption = Annotated[int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")]
+_GenerateLenOption = Annotated[int, typer.Option("--generate-len", "--generate", help="Generated tokens per request.")]
+_BatchOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Requests in flight per replica. Default: the largest meeting --max-ttft/--max-tpot, "
+        "else the load of --request-rate, else the maximum-throughput load."
+    ),
+]
+_MaxBatchOption = Annotated[
+    bool, typer.Option("--max-batch", help="Serve the maximum-throughput load (the default without --batch).")
+]
+_MaxTtftOption = Annotated[float | None, typer.Option(help="Target time to first token, seconds.")]
+_MaxTpotOption = Annotated[float | None, typer.Option(help="Target time per output token, seconds.")]
+_RequestRateOption = Annotated[float | None, typer.Option(help="Requests per second over all GPUs.")]
+_StaticOption = Annotated[
+    bool, typer.Option("--static", help="Static batching (prefill the batch, then decode it), not continuous.")
+]
+_BeamWidthOption = Annotated[int, typer.Option(help="Beam search width: one KV cache per beam.")]
+_PrefillChunkOption = Annotated[
+    int, typer.Option(help="Tokens per engine step (chunked prefill budget); 0: every prompt in one step.")
+]
+_GpuMemoryUtilizationOption = Annotated[
+    float | None, typer.Option(help="Fraction of GPU memory the engine uses (vLLM's). Default 0.9.")
+]
+_ReserveFractionOption = Annotated[
+    float | None, typer.Option(help="Fraction of GPU memory kept free (1 - --gpu-memory-utilization).")
+]
+_PrefixHitRateOption = Annotated[
+    float | None, typer.Option(help="Fraction of each prompt found in the prefix cache (not prefilled).")
+]
+_DraftOption = Annotated[str | None, typer.Option(help="Draft model preset for speculative decoding.")]
+_DraftLenOption = Annotated[int, typer.Option(help="Tokens the draft proposes per step.")]
+_AcceptanceRateOption = Annotated[
+    float | None, typer.Option(help="Probability a drafted token is accepted. Default 0.7.")
+]
+_FlopEfficiencyOption = Annotated[
+    float | None, typer.Option(help="Large-GEMM fraction of the dense peak. Default: the efficiency catalog's.")
+]
+_BandwidthEfficiencyOption = Annotated[
+    float | None, typer.Option(help="Achieved fraction of peak memory bandwidth. Default: the catalog's.")
+]
+_LinkBandwidthOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Per-GPU, one-direction tensor-parallel link bandwidth per second, e.g. 450GB (NVLink 4), 300GB "
+        "(A100 NVLink 3), 32GB (PCIe 4.0 x16). Default: half the catalog's both-ways interconnect of --gpu."
+    ),
+]
+_AllreduceLatencyOption = Annotated[
+    float | None, typer.Option(help="Seconds of fixed cost per all-reduce. Default: the catalog's.")
+]
+_FlashOption = Annotated[bool, typer.Option(help="Fused attention (no seq x seq score matrix in the workspace).")]
+_PricePerGpuHourOption = Annotated[
+    float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
+]
+_CalibrateOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="BENCH.json",
+        help="A 'llmarch bench --format json' file from the same GPU model: time attention at its measured rates "
+        "(the default-rate times are shown beside).",
+    ),
+]
+_ShowCurveOption = Annotated[
+    bool, typer.Option("--curve", help="Also show the throughput-vs-latency curve (1, 2, 4, ... in flight).")
+]
+_PlotOption = Annotated[
+    str | None,
+    typer.Option(metavar="FILE.png", help="Also draw throughput per GPU against TPOT and latency (matplotlib)."),
+]
+
+
 @app.command(
     "estimate-inference",
     epilog=(
@@ -192,105 +309,41 @@ def _plot(records: list[dict[str, Any]], path: str, *, title: str) -> None:
 )
 @handle_errors
 def estimate_inference_command(
-    presets_: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="PRESET...", help="Preset names, files or overrides (llama-2-70b:n_kv_heads=64)."),
-    ] = None,
-    all_presets: Annotated[bool, typer.Option("--all", help="Every preset.")] = False,
-    gpu: Annotated[str | None, typer.Option(help="Accelerator from 'llmarch gpus', e.g. h100-sxm (required).")] = None,
-    tp: Annotated[int, typer.Option(help="Tensor-parallel GPUs per replica (must divide n_heads).")] = 1,
-    pp: Annotated[int, typer.Option(help="Pipeline stages per replica (layers split over them).")] = 1,
-    n_gpus: Annotated[
-        int | None, typer.Option(help="GPUs in all, a multiple of tp x pp (the replicas serve independently).")
-    ] = None,
-    expert_parallel: Annotated[
-        bool, typer.Option("--expert-parallel", help="MoE: place whole experts on the tp GPUs (all-to-all).")
-    ] = False,
-    dtype: Annotated[
-        str, typer.Option(help="Weights: fp32, bf16, fp16, fp8 (W8A8), int8, w8a8, int4 (AWQ/GPTQ), mxfp4, nvfp4.")
-    ] = DEFAULT_DTYPE,
-    kv_dtype: Annotated[
-        str | None,
-        typer.Option(help="KV-cache dtype (bf16, fp16, fp8, int8). Default: the weights' 16 bits, else bf16."),
-    ] = None,
-    compute_dtype: Annotated[
-        str | None, typer.Option(help="Dtype whose peak FLOP/s the matmuls run at. Default: the scheme's.")
-    ] = None,
-    prompt_len: Annotated[
-        int, typer.Option("--prompt-len", "--prompt", help="Prompt tokens per request.")
-    ] = DEFAULT_PROMPT_LEN,
-    generate_len: Annotated[
-        int, typer.Option("--generate-len", "--generate", help="Generated tokens per request.")
-    ] = DEFAULT_GENERATE_LEN,
-    batch: Annotated[
-        int | None,
-        typer.Option(
-            help="Requests in flight per replica. Default: the largest meeting --max-ttft/--max-tpot, "
-            "else the load of --request-rate, else the maximum-throughput load."
-        ),
-    ] = None,
-    max_batch: Annotated[
-        bool, typer.Option("--max-batch", help="Serve the maximum-throughput load (the default without --batch).")
-    ] = False,
-    max_ttft: Annotated[float | None, typer.Option(help="Target time to first token, seconds.")] = None,
-    max_tpot: Annotated[float | None, typer.Option(help="Target time per output token, seconds.")] = None,
-    request_rate: Annotated[float | None, typer.Option(help="Requests per second over all GPUs.")] = None,
-    static: Annotated[
-        bool, typer.Option("--static", help="Static batching (prefill the batch, then decode it), not continuous.")
-    ] = False,
-    beam_width: Annotated[int, typer.Option(help="Beam search width: one KV cache per beam.")] = 1,
-    prefill_chunk: Annotated[
-        int, typer.Option(help="Tokens per engine step (chunked prefill budget); 0: every prompt in one step.")
-    ] = DEFAULT_PREFILL_CHUNK,
-    gpu_memory_utilization: Annotated[
-        float | None, typer.Option(help="Fraction of GPU memory the engine uses (vLLM's). Default 0.9.")
-    ] = None,
-    reserve_fraction: Annotated[
-        float | None, typer.Option(help="Fraction of GPU memory kept free (1 - --gpu-memory-utilization).")
-    ] = None,
-    prefix_hit_rate: Annotated[
-        float | None, typer.Option(help="Fraction of each prompt found in the prefix cache (not prefilled).")
-    ] = None,
-    draft: Annotated[str | None, typer.Option(help="Draft model preset for speculative decoding.")] = None,
-    draft_len: Annotated[int, typer.Option(help="Tokens the draft proposes per step.")] = 4,
-    acceptance_rate: Annotated[
-        float | None, typer.Option(help="Probability a drafted token is accepted. Default 0.7.")
-    ] = None,
-    flop_efficiency: Annotated[
-        float | None, typer.Option(help="Large-GEMM fraction of the dense peak. Default: the efficiency catalog's.")
-    ] = None,
-    bandwidth_efficiency: Annotated[
-        float | None, typer.Option(help="Achieved fraction of peak memory bandwidth. Default: the catalog's.")
-    ] = None,
-    link_bandwidth: Annotated[
-        str | None,
-        typer.Option(
-            help="Per-GPU, one-direction tensor-parallel link bandwidth per second, e.g. 450GB (NVLink 4), 300GB "
-            "(A100 NVLink 3), 32GB (PCIe 4.0 x16). Default: half the catalog's both-ways interconnect of --gpu."
-        ),
-    ] = None,
-    allreduce_latency: Annotated[
-        float | None, typer.Option(help="Seconds of fixed cost per all-reduce. Default: the catalog's.")
-    ] = None,
-    flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq score matrix in the workspace).")] = True,
-    price_per_gpu_hour: Annotated[
-        float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
-    ] = None,
-    calibrate: Annotated[
-        str | None,
-        typer.Option(
-            metavar="BENCH.json",
-            help="A 'llmarch bench --format json' file from the same GPU model: time attention at its measured rates "
-            "(the default-rate times are shown beside).",
-        ),
-    ] = None,
-    show_curve: Annotated[
-        bool, typer.Option("--curve", help="Also show the throughput-vs-latency curve (1, 2, 4, ... in flight).")
-    ] = False,
-    plot: Annotated[
-        str | None,
-        typer.Option(metavar="FILE.png", help="Also draw throughput per GPU against TPOT and latency (matplotlib)."),
-    ] = None,
+    presets_: _PresetsOption = None,
+    all_presets: _AllPresetsOption = False,
+    gpu: _GpuOption = None,
+    tp: _TpOption = 1,
+    pp: _PpOption = 1,
+    n_gpus: _NGpusOption = None,
+    expert_parallel: _ExpertParallelOption = False,
+    dtype: _DtypeOption = DEFAULT_DTYPE,
+    kv_dtype: _KvDtypeOption = None,
+    compute_dtype: _ComputeDtypeOption = None,
+    prompt_len: _PromptLenOption = DEFAULT_PROMPT_LEN,
+    generate_len: _GenerateLenOption = DEFAULT_GENERATE_LEN,
+    batch: _BatchOption = None,
+    max_batch: _MaxBatchOption = False,
+    max_ttft: _MaxTtftOption = None,
+    max_tpot: _MaxTpotOption = None,
+    request_rate: _RequestRateOption = None,
+    static: _StaticOption = False,
+    beam_width: _BeamWidthOption = 1,
+    prefill_chunk: _PrefillChunkOption = DEFAULT_PREFILL_CHUNK,
+    gpu_memory_utilization: _GpuMemoryUtilizationOption = None,
+    reserve_fraction: _ReserveFractionOption = None,
+    prefix_hit_rate: _PrefixHitRateOption = None,
+    draft: _DraftOption = None,
+    draft_len: _DraftLenOption = 4,
+    acceptance_rate: _AcceptanceRateOption = None,
+    flop_efficiency: _FlopEfficiencyOption = None,
+    bandwidth_efficiency: _BandwidthEfficiencyOption = None,
+    link_bandwidth: _LinkBandwidthOption = None,
+    allreduce_latency: _AllreduceLatencyOption = None,
+    flash: _FlashOption = True,
+    price_per_gpu_hour: _PricePerGpuHourOption = None,
+    calibrate: _CalibrateOption = None,
+    show_curve: _ShowCurveOption = False,
+    plot: _PlotOption = None,
     workload: WorkloadOption = None,
     catalog: CatalogOption = None,
     gpu_memory: GpuMemoryOverride = None,
@@ -316,12 +369,7 @@ def estimate_inference_command(
         raise typer.BadParameter("give --batch or --max-batch, not both")
     if prefill_chunk < 0:
         raise InvalidValueError(f"--prefill-chunk must be a positive number of tokens, or 0; got {prefill_chunk}")
-    calibration = None
-    if calibrate is not None:
-        from llmarch.core.io import read_json_file
-        from llmarch.serving.calibration import parse_bench
-
-        calibration = parse_bench(read_json_file(calibrate, what="--calibrate"), source=Path(calibrate).name)
+    calibration = None if calibrate is None else _read_calibration(calibrate)
     options: dict[str, Any] = {
         "generate_len": generate_len, "batch": batch, "request_rate": request_rate, "max_ttft_s": max_ttft,
         "max_tpot_s": max_tpot, "batching": "static" if static else "continuous", "beam_width": beam_width,
@@ -342,18 +390,11 @@ def estimate_inference_command(
         raise InvalidValueError(estimates[0].fit_message())
     records = [e.to_record() for e in estimates]
     first = estimates[0]
-    title = (
-        f"serving estimate: {first.n_gpus} x {first.gpu} (tp {first.tp}"
-        + (f", pp {first.pp}" if first.pp > 1 else "")
-        + f"), {first.dtype} weights, {first.kv_dtype} KV, {prompt_len} prompt + {generate_len} generated tokens, "
-        + f"{first.batching} batching"
-        + (f", beam {beam_width}" if beam_width > 1 else "")
-    )
+    title = _title(first)
     _render(records, fmt=fmt, output=output, title=title, calibrated=calibration is not None, show_curve=show_curve)
     for estimate in estimates:
-        if not estimate.fits:
-            typer.echo(f"note: {estimate.fit_message()}", err=True)
-        if estimate.exceeds_max_seq_len:
-            typer.echo(f"note: {estimate.context_message()}", err=True)
+        for note in (estimate.fit_message(), estimate.context_message()):
+            if note:
+                typer.echo(f"note: {note}", err=True)
     if plot is not None:
         _plot(records, plot, title=title)

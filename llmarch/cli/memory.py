@@ -78,9 +78,11 @@ def memory_command(
         ),
     ] = None,
     dtype: Annotated[
-        str, typer.Option(help="Inference weight dtype: fp32, bf16, fp16, fp8, int8, int4.")
+        str, typer.Option(help="Inference weights: fp32, bf16, fp16, fp8, int8, w8a8, int4, mxfp4, nvfp4.")
     ] = DEFAULT_DTYPE,
-    kv_dtype: Annotated[str, typer.Option(help="KV-cache dtype.")] = DEFAULT_DTYPE,
+    kv_dtype: Annotated[
+        str | None, typer.Option(help="KV-cache dtype. Default: as deployed with --dtype (16-bit; fp8 for fp8).")
+    ] = None,
     micro_batch: Annotated[int, typer.Option(help="Training: sequences per micro-batch on one GPU.")] = 1,
     n_gpus: Annotated[
         int, typer.Option(help="Training: GPUs in all (= data x tensor x pipeline parallel).")
@@ -135,9 +137,11 @@ def memory_command(
         gpu_bytes = accelerator(gpu).memory_bytes
     else:
         gpu_bytes = parse_bytes(gpu_memory or DEFAULT_GPU_MEMORY, what="--gpu-memory")
+    from llmarch.calc.quant import default_kv_dtype
+
     options = {
-        "batch": batch, "dtype": dtype, "kv_dtype": kv_dtype, "micro_batch": micro_batch, "n_gpus": n_gpus,
-        "zero": zero, "tp": tp, "pp": pp, "cp": cp, "ep": ep, "virtual_stages": virtual_stages,
+        "batch": batch, "dtype": dtype, "kv_dtype": kv_dtype or default_kv_dtype(dtype), "micro_batch": micro_batch,
+        "n_gpus": n_gpus, "zero": zero, "tp": tp, "pp": pp, "cp": cp, "ep": ep, "virtual_stages": virtual_stages,
         "grad_dtype": grad_dtype, "sequence_parallel": sequence_parallel, "recompute": recompute, "flash": flash,
         "dropout": dropout, "checkpoint_dtype": checkpoint_dtype, "accelerator_memory_bytes": gpu_bytes,
         "reserve_fraction": reserve_fraction,

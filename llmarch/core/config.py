@@ -19,12 +19,34 @@ from llmarch.core.errors import InvalidConfigError
 
 Architecture = Literal["decoder", "encoder-decoder"]
 Position = Literal["learned", "sinusoidal", "rope", "alibi", "relative", "none"]
-Norm = Literal["layernorm", "rmsnorm"]
-NormPosition = Literal["pre", "post"]
+Norm = Literal["layernorm", "rmsnorm", "nonparametric"]
+NormPosition = Literal["pre", "post", "sandwich", "branch-post"]
+QkNorm = Literal["head", "per-head", "full", "l2"]
 Mlp = Literal["gelu", "relu", "silu", "swiglu", "geglu"]
 AttentionKind = Literal["mha", "gqa", "mqa", "mla"]
 
 GATED_MLPS = frozenset({"swiglu", "geglu"})
+
+#: Coarse parameter groups of `calc.params.count_params` (breakdown keys are "<group>.<part>").
+PARAM_GROUPS = ("embedding", "attention", "cross_attention", "mlp", "moe", "norm", "lm_head")
+#: The parts of the parameter breakdown (keys "<group>.<part>"); a `weight_dtypes` key may name one alone.
+PARAM_PARTS = ("token", "position", "q", "k", "v", "o", "q_down", "q_up", "kv_down", "kv_up", "relative_bias",
+               "sinks", "dense", "router", "experts", "shared_experts", "shared_gate", "embedding", "blocks",
+               "final", "qk", "weight", "bias")  # fmt: skip
+#: Storage dtypes a `weight_dtypes` entry may name (MXFP4: 4-bit elements with one 8-bit scale per 32).
+WEIGHT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4")
+
+
+class DtypeMap(dict[str, str]):
+    """A read-only, hashable mapping of parameter group (or breakdown key) -> dtype name (`weight_dtypes`)."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> typing.NoReturn:
+        raise TypeError("weight_dtypes is read-only; use ArchConfig.replace")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _readonly
 
 
 @dataclass(frozen=True)
@@ -90,7 +112,11 @@ class ArchConfig:
     relative_attention_buckets: int | None = None  # T5 relative position bias buckets
     relative_attention_max_distance: int | None = None
     sliding_window: int | None = None  # local attention window in tokens (Mistral, GPT-3 sparse layers)
-    global_every: int | None = None  # with sliding_window: every Nth layer (1-based) attends globally
+    attention_chunk: int | None = None  # chunked local attention: keys of the query's own chunk (Llama 4)
+    global_every: int | None = None  # with a window or chunk: every Nth layer (1-based) attends globally
+    nope_global_layers: bool = False  # the global layers of a local/global pattern use no positions (Llama 4)
+    qk_norm: QkNorm | None = None  # norm on queries and keys (see calc.params.qk_norm_params)
+    attention_sinks: bool = False  # one learned sink logit per head in each softmax (gpt-oss)
     # mixture of experts
     n_experts: int | None = None  # routed experts per MoE layer
     n_experts_per_token: int | None = None  # top-k
@@ -98,10 +124,25 @@ class ArchConfig:
     d_ff_expert: int | None = None  # hidden width of one expert (gated like `mlp`)
     n_dense_layers: int = 0  # first layers that keep a dense MLP (DeepSeek's first_k_dense_replace)
     router_bias: bool = False
+    moe_every: int = 1  # after the dense layers, layer i (0-based) is MoE when (i + 1) % moe_every == 0
+    d_ff_shared: int | None = None  # hidden width of each shared expert where it differs from d_ff_expert
+    shared_expert_gate: bool = False  # a d_model -> 1 sigmoid gate on the shared experts' output (Qwen2-MoE)
     # multi-head latent attention (DeepSeek-V2/V3)
     mla_q_rank: int | None = None  # low-rank query compression; None = full-rank query projection
     mla_kv_rank: int | None = None  # latent KV width; set = MLA
     mla_rope_dim: int | None = None  # decoupled rotary key width (shared across heads)
+    # -- metadata that changes no count (shown to users; the reference model applies the softcaps) ----------
+    attn_logit_softcap: float | None = None  # cap * tanh(score / cap) on attention scores (Gemma 2)
+    final_logit_softcap: float | None = None  # the same on the output logits (Gemma 2)
+    rope_scaling: str | None = None  # context extension type as config.json names it: linear, yarn, llama3, ...
+    rope_scaling_factor: float | None = None
+    rope_original_max_seq_len: int | None = None  # context before the extension
+    rope_local_theta: float | None = None  # rotary base of the local layers where it differs (Gemma 3)
+    embedding_multiplier: float | None = None  # embeddings scaled by this (Granite)
+    residual_multiplier: float | None = None  # each branch output scaled by this before the residual add
+    attention_multiplier: float | None = None  # attention score scale replacing 1 / sqrt(d_head)
+    logit_scale: float | None = None  # output logits multiplied by this (Cohere; Granite's 1 / logits_scaling)
+    weight_dtypes: DtypeMap | None = None  # parameter group or breakdown key -> stored dtype (gpt-oss: MXFP4)
     # -- provenance and published facts --------------------------------------------------------------
     family: str = ""
     year: int | None = None
@@ -142,14 +183,28 @@ class ArchConfig:
         """Value (and attention output) head width: d_head_v where given, else d_head."""
         return self.d_head_v if self.d_head_v is not None else self.d_head
 
+    def layer_is_moe(self, layer: int) -> bool:
+        """Whether decoder layer `layer` (0-based) has a mixture of experts rather than a dense MLP.
+
+        The first n_dense_layers are dense (DeepSeek's first_k_dense_replace); after them every
+        moe_every-th layer, counted 1-based, is MoE (Qwen2-MoE's decoder_sparse_step; Llama 4's
+        interleave_moe_layer_step: 2 makes layers 1, 3, 5, ... MoE).
+        """
+        return self.is_moe and layer >= self.n_dense_layers and (layer + 1) % self.moe_every == 0
+
     @property
     def n_moe_layers(self) -> int:
-        return self.n_layers - self.n_dense_layers if self.is_moe else 0
+        return sum(self.layer_is_moe(i) for i in range(self.n_layers)) if self.is_moe else 0
 
     @property
     def expert_d_ff(self) -> int:
-        """Hidden width of one routed or shared expert."""
+        """Hidden width of one routed expert."""
         return self.d_ff_expert if self.d_ff_expert is not None else self.d_ff
+
+    @property
+    def shared_expert_d_ff(self) -> int:
+        """Hidden width of one shared expert (d_ff_shared where given, else a routed expert's width)."""
+        return self.d_ff_shared if self.d_ff_shared is not None else self.expert_d_ff
 
     @property
     def rotary_dim(self) -> int | None:
@@ -160,22 +215,34 @@ class ArchConfig:
             return self.mla_rope_dim
         return int(self.d_head * (self.rope_fraction if self.rope_fraction is not None else 1.0))
 
+    @property
+    def local_span(self) -> int | None:
+        """Tokens a local layer keeps: the sliding window or the attention chunk (None: no local layers)."""
+        return self.sliding_window if self.sliding_window is not None else self.attention_chunk
+
     def layer_is_local(self, layer: int) -> bool:
-        """Whether decoder layer `layer` (0-based) uses the sliding window rather than global attention."""
-        if self.sliding_window is None:
+        """Whether decoder layer `layer` (0-based) uses the sliding window or chunk rather than global attention."""
+        if self.local_span is None:
             return False
         if self.global_every is None:
             return True
         return (layer + 1) % self.global_every != 0
 
+    def layer_uses_rope(self, layer: int) -> bool:
+        """Whether decoder layer `layer` rotates queries and keys (False on NoPE global layers, Llama 4)."""
+        return self.position == "rope" and not (self.nope_global_layers and not self.layer_is_local(layer))
+
     @property
     def n_local_layers(self) -> int:
-        """Decoder layers that use the sliding window (the rest attend globally)."""
-        if self.sliding_window is None:
-            return 0
-        if self.global_every is None:
-            return self.n_layers
-        return self.n_layers - self.n_layers // self.global_every
+        """Decoder layers that use the sliding window or chunk (the rest attend globally)."""
+        return sum(self.layer_is_local(i) for i in range(self.n_layers))
+
+    @property
+    def rope_scaled_context(self) -> int | None:
+        """Context the RoPE scaling reaches: original length x factor (None unless both are given)."""
+        if self.rope_original_max_seq_len is None or self.rope_scaling_factor is None:
+            return None
+        return int(self.rope_original_max_seq_len * self.rope_scaling_factor)
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -235,7 +302,7 @@ class ArchConfig:
                 continue
             if not include_defaults and f.default is not dataclasses.MISSING and value == f.default:
                 continue
-            out[f.name] = value
+            out[f.name] = dict(value) if isinstance(value, DtypeMap) else value
         return out
 
     def replace(self, **changes: Any) -> "ArchConfig":
@@ -283,11 +350,20 @@ class ArchConfig:
             fail("parallel_block", "is only supported for decoder-only architectures")
         if self.sliding_window is not None and self.sliding_window <= 0:
             fail("sliding_window", f"must be a positive number of tokens, got {self.sliding_window}")
+        if self.attention_chunk is not None:
+            if self.attention_chunk <= 0:
+                fail("attention_chunk", f"must be a positive number of tokens, got {self.attention_chunk}")
+            if self.sliding_window is not None:
+                fail("attention_chunk", "excludes sliding_window: local layers use one or the other")
         if self.global_every is not None:
-            if self.sliding_window is None:
-                fail("global_every", "requires sliding_window (the window of the local layers)")
+            if self.local_span is None:
+                fail("global_every", "requires sliding_window or attention_chunk (what the local layers attend to)")
             if self.global_every <= 0:
                 fail("global_every", f"must be a positive layer period, got {self.global_every}")
+        if self.nope_global_layers and (self.global_every is None or self.position != "rope"):
+            fail("nope_global_layers", "requires position: rope and a local/global pattern (global_every)")
+        self._validate_block(fail)
+        self._validate_metadata(fail)
         if self.d_head_v is not None and self.d_head_v <= 0:
             fail("d_head_v", f"must be positive, got {self.d_head_v}")
         self._validate_moe(fail)
@@ -295,13 +371,63 @@ class ArchConfig:
         if self.reference_params is not None and self.reference_params <= 0:
             fail("reference_params", "must be a positive parameter count")
 
+    def _validate_block(self, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+        if self.norm_position in ("sandwich", "branch-post"):
+            if self.parallel_block:
+                fail("norm_position", f"{self.norm_position} norms need a sequential block (parallel_block: false)")
+            if self.is_encoder_decoder:
+                fail("norm_position", f"{self.norm_position} is only supported for decoder-only architectures")
+        if self.norm == "nonparametric" and self.norm_bias:
+            fail("norm_bias", "a nonparametric norm has no bias; remove norm_bias")
+        if self.qk_norm is not None:
+            if self.mla_kv_rank is not None:
+                fail("qk_norm", "is not supported with multi-head latent attention")
+            if self.is_encoder_decoder:
+                fail("qk_norm", "is only supported for decoder-only architectures")
+        if self.attention_sinks and self.is_encoder_decoder:
+            fail("attention_sinks", "is only supported for decoder-only architectures")
+
+    def _validate_metadata(self, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+        for name in ("attn_logit_softcap", "final_logit_softcap", "rope_scaling_factor", "rope_local_theta",
+                     "embedding_multiplier", "residual_multiplier", "attention_multiplier", "logit_scale"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                fail(name, f"must be positive, got {value}")
+        rope_only = ("rope_scaling", "rope_scaling_factor", "rope_original_max_seq_len", "rope_local_theta")
+        for name in rope_only:
+            if getattr(self, name) is not None and self.position != "rope":
+                fail(name, "only applies to position: rope")
+        if self.rope_original_max_seq_len is not None and self.rope_original_max_seq_len <= 0:
+            fail("rope_original_max_seq_len", "must be a positive number of tokens")
+        if self.rope_local_theta is not None and self.local_span is None:
+            fail("rope_local_theta", "requires local layers (sliding_window or attention_chunk)")
+        if self.weight_dtypes is not None:
+            for key, dtype in self.weight_dtypes.items():
+                group, _, part = key.partition(".")
+                if not (group in PARAM_GROUPS and part in ("", *PARAM_PARTS)) and key not in PARAM_PARTS:
+                    fail("weight_dtypes", f"key {key!r} is not a parameter group ({', '.join(PARAM_GROUPS)}), "
+                         "a breakdown key such as 'moe.experts' or a part such as 'experts'")  # fmt: skip
+                if dtype not in WEIGHT_DTYPES:
+                    fail("weight_dtypes", f"dtype {dtype!r} of {key!r} is not one of {', '.join(WEIGHT_DTYPES)}")
+
     def _validate_moe(self, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
-        moe_fields = ("n_experts_per_token", "d_ff_expert", "router_bias", "n_shared_experts", "n_dense_layers")
+        moe_fields = ("n_experts_per_token", "d_ff_expert", "router_bias", "n_shared_experts", "n_dense_layers",
+                      "d_ff_shared", "shared_expert_gate")  # fmt: skip
         if self.n_experts is None:
             for name in moe_fields:
                 if getattr(self, name) not in (None, False, 0):
                     fail(name, "requires n_experts (the number of routed experts)")
+            if self.moe_every != 1:
+                fail("moe_every", "requires n_experts (the number of routed experts)")
             return
+        if self.moe_every < 1:
+            fail("moe_every", f"must be a positive layer period, got {self.moe_every}")
+        if self.n_moe_layers == 0:
+            fail("moe_every", f"leaves no MoE layer in {self.n_layers} layers after {self.n_dense_layers} dense ones")
+        if self.d_ff_shared is not None and (self.d_ff_shared <= 0 or not self.n_shared_experts):
+            fail("d_ff_shared", "must be positive and needs n_shared_experts >= 1")
+        if self.shared_expert_gate and not self.n_shared_experts:
+            fail("shared_expert_gate", "gates the shared experts; set n_shared_experts >= 1")
         if self.n_experts < 1:
             fail("n_experts", f"must be >= 1, got {self.n_experts}")
         if self.n_experts_per_token is None:
@@ -390,7 +516,17 @@ def _checker(hint: Any) -> typing.Callable[[Any], tuple[bool, Any]]:
         return functools.partial(_check_number, integer=hint is int)
     if hint is str:
         return lambda value: (isinstance(value, str), value)
+    if hint is DtypeMap:
+        return _check_dtype_map
     return lambda value: (isinstance(value, hint) if isinstance(hint, type) else True, value)
+
+
+def _check_dtype_map(value: Any) -> tuple[bool, Any]:
+    """A mapping of str -> dtype name, made read-only; dtype aliases ("bfloat16") become canonical names."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return False, value
+    aliases = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float8": "fp8", "e4m3": "fp8"}
+    return True, DtypeMap({k: aliases.get(v.strip().lower(), v.strip().lower()) for k, v in value.items()})
 
 
 def _check_number(value: Any, *, integer: bool) -> tuple[bool, Any]:
@@ -424,6 +560,8 @@ def describe_type(hint: Any) -> str:
         return " or ".join(parts) + (" or null" if type(None) in get_args(hint) else "")
     if hint is bool:
         return "true or false"
+    if hint is DtypeMap:
+        return "a mapping of parameter group to dtype"
     return getattr(hint, "__name__", str(hint))
 
 

@@ -26,6 +26,7 @@ full square and masks it (the same result, faster).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,10 +61,38 @@ class RMSNorm(nn.Module):
 
 
 def make_norm(config: ArchConfig, width: int) -> nn.Module:
-    """The config's norm over `width` channels: LayerNorm (shift only with norm_bias) or RMSNorm."""
+    """The config's norm over `width` channels: LayerNorm (shift only with norm_bias), RMSNorm, or a
+    LayerNorm without scale or shift (nonparametric, OLMo 1)."""
+    if config.norm == "nonparametric":
+        return nn.LayerNorm(width, elementwise_affine=False)
     if config.norm == "layernorm":
         return nn.LayerNorm(width, bias=config.norm_bias)
     return RMSNorm(width)
+
+
+class QKNorm(nn.Module):
+    """A query/key norm: the config's norm kind with a scale and no shift, over `shape`'s trailing axes.
+
+    Shape (d_head,): one scale shared by all heads ("head"); (heads, d_head): statistics per head with a
+    scale per head ("per-head", Cohere and StableLM 2); (heads x d_head,) on the flattened projection
+    ("full", OLMo 2). A nonparametric config has no scale.
+    """
+
+    def __init__(self, config: ArchConfig, shape: tuple[int, ...], eps: float = 1e-6):
+        super().__init__()
+        self.rms, self.eps = config.norm == "rmsnorm", eps
+        self.weight = nn.Parameter(torch.ones(shape)) if config.norm != "nonparametric" else None
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (..., d_head) or (..., heads x d_head)
+        if not self.rms:
+            x = x - x.mean(-1, keepdim=True)
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return x * self.weight if self.weight is not None else x
+
+
+def weightless_rms(x: Tensor, eps: float = 1e-6) -> Tensor:
+    """x / rms(x) over the last axis with no learned scale (Llama 4's L2 query/key norm)."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
 
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -136,8 +165,9 @@ class MoE(nn.Module):
     2021; DeepSeekMoE, Dai et al. 2024, arXiv:2401.06066).
 
     The router's softmax probabilities pick k experts per token, weighted by those probabilities; every
-    token also passes through each shared expert. Each routed expert multiplies only its own tokens, so
-    the matmul FLOPs are exactly k (+ shared) expert MLPs per token.
+    token also passes through each shared expert (scaled by a sigmoid gate with `shared_expert_gate`).
+    Each routed expert multiplies only its own tokens, so the matmul FLOPs are exactly k (+ shared)
+    expert MLPs per token.
     """
 
     def __init__(self, config: ArchConfig):
@@ -147,7 +177,9 @@ class MoE(nn.Module):
         self.router = nn.Linear(config.d_model, config.n_experts, bias=config.router_bias)
         self.experts = Experts(config, config.n_experts, config.expert_d_ff)
         n_shared = config.n_shared_experts
-        self.shared_experts = Experts(config, n_shared, config.expert_d_ff) if n_shared else None
+        self.shared_experts = Experts(config, n_shared, config.shared_expert_d_ff) if n_shared else None
+        # Qwen2-MoE scales the shared experts' output by sigmoid(x . w), w a d_model vector.
+        self.shared_gate = nn.Linear(config.d_model, 1, bias=False) if config.shared_expert_gate else None
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.reshape(-1, x.shape[-1])  # (tokens, d_model)
@@ -159,8 +191,12 @@ class MoE(nn.Module):
             y = self.experts.run(e, flat[token]) * weight[token, slot].unsqueeze(-1)
             out = out.index_add(0, token, y)
         if self.shared_experts is not None:
+            shared = torch.zeros_like(flat)
             for e in range(self.shared_experts.up.shape[0]):
-                out = out + self.shared_experts.run(e, flat)
+                shared = shared + self.shared_experts.run(e, flat)
+            if self.shared_gate is not None:
+                shared = shared * torch.sigmoid(self.shared_gate(flat))
+            out = out + shared
         return out.view_as(x)
 
 
@@ -246,6 +282,10 @@ def attend(
     window: int | None,
     bias_fn: BiasFn | None,
     exact: bool = False,
+    chunk: int | None = None,
+    sinks: Tensor | None = None,
+    softcap: float | None = None,
+    scale: float | None = None,
 ) -> Tensor:
     """Scaled dot-product attention with explicit matmuls; returns (batch, q_len, heads, d_v).
 
@@ -253,29 +293,44 @@ def attend(
     v (batch, k_len, kv_heads, d_v) at consecutive positions k_start... Grouped KV heads are repeated to
     the query heads (head h reads KV head h // group; Ainslie et al. 2023, arXiv:2305.13245). Causal
     query p sees keys p - window + 1 .. p (the window counts the query itself, as the rolling buffer of
-    Mistral, Jiang et al. 2023). `exact` loops over query rows and multiplies only the attended keys, so
-    a FLOP counter sees exactly the causal convention; otherwise the full square is computed and masked.
+    Mistral, Jiang et al. 2023); under `chunk` C it sees only keys of its own chunk, floor(p / C) C .. p
+    (Llama 4). `sinks` (heads,) are learned logits that join each softmax and take probability mass but
+    carry no value (gpt-oss; Xiao et al. 2023, arXiv:2309.17453). `softcap` caps scores at c tanh(s / c)
+    (Gemma 2); `scale` replaces 1 / sqrt(d_head). `exact` loops over query rows and multiplies only the
+    attended keys, so a FLOP counter sees exactly the causal convention; otherwise the full square is
+    computed and masked.
     """
     _, q_len, n_heads, d_head = q.shape
     k_len, n_kv = k.shape[1], k.shape[2]
     q = q.transpose(1, 2)  # (batch, heads, q_len, d_head)
     k = k.transpose(1, 2).repeat_interleave(n_heads // n_kv, dim=1)  # (batch, heads, k_len, d_head)
     v = v.transpose(1, 2).repeat_interleave(n_heads // n_kv, dim=1)  # (batch, heads, k_len, d_v)
-    scale = 1.0 / math.sqrt(d_head)
+    scale = 1.0 / math.sqrt(d_head) if scale is None else scale
     bias = bias_fn(q_start, q_len, k_start, k_len) if bias_fn is not None else None  # (1, heads, q, k)
+
+    def capped(scores: Tensor) -> Tensor:  # before any bias or mask: a masked -inf must stay -inf
+        return softcap * torch.tanh(scores / softcap) if softcap is not None else scores
+
+    def weights(scores: Tensor) -> Tensor:  # softmax, with the sinks as extra columns
+        if sinks is None:
+            return scores.softmax(dim=-1)
+        sink = sinks.view(1, -1, 1, 1).expand(*scores.shape[:-1], 1).to(scores.dtype)
+        return torch.cat((scores, sink), dim=-1).softmax(dim=-1)[..., :-1]
+
     if exact and causal:
         rows = []
         for i in range(q_len):
             p = q_start + i
             lo = max(k_start, p - window + 1) if window is not None else k_start
+            lo = max(lo, p - p % chunk) if chunk is not None else lo
             a, b = lo - k_start, p + 1 - k_start
-            scores = (q[:, :, i : i + 1] @ k[:, :, a:b].transpose(-1, -2)) * scale  # (batch, heads, 1, b - a)
+            scores = capped((q[:, :, i : i + 1] @ k[:, :, a:b].transpose(-1, -2)) * scale)  # (batch, heads, 1, b - a)
             if bias is not None:
                 scores = scores + bias[:, :, i : i + 1, a:b]
-            rows.append(scores.softmax(dim=-1) @ v[:, :, a:b])
+            rows.append(weights(scores) @ v[:, :, a:b])
         out = torch.cat(rows, dim=2)
     else:
-        scores = (q @ k.transpose(-1, -2)) * scale  # (batch, heads, q_len, k_len)
+        scores = capped((q @ k.transpose(-1, -2)) * scale)  # (batch, heads, q_len, k_len)
         if bias is not None:
             scores = scores + bias
         if causal:
@@ -284,8 +339,10 @@ def attend(
             allowed = kp <= qp
             if window is not None:
                 allowed = allowed & (qp - kp < window)
+            if chunk is not None:
+                allowed = allowed & (qp // chunk == kp // chunk)
             scores = scores.masked_fill(~allowed, float("-inf"))
-        out = scores.softmax(dim=-1) @ v  # (batch, heads, q_len, d_v)
+        out = weights(scores) @ v  # (batch, heads, q_len, d_v)
     return out.transpose(1, 2)
 
 
@@ -301,7 +358,11 @@ class Step:
 
 
 class Attention(nn.Module):
-    """Multi-head attention with n_kv_heads key/value heads (MHA, GQA, MQA): projections q, k, v, o."""
+    """Multi-head attention with n_kv_heads key/value heads (MHA, GQA, MQA): projections q, k, v, o.
+
+    Options: query/key norms (`qk_norm`: q_head_norm and k_head_norm, applied before RoPE), one learned
+    sink logit per head (`sinks`), score softcapping and a score scale (`attention_multiplier`).
+    """
 
     def __init__(self, config: ArchConfig, *, relative_bias: bool = False):
         super().__init__()
@@ -314,6 +375,27 @@ class Attention(nn.Module):
         if relative_bias:  # T5: one (buckets x heads) table in the first layer of a stack, shared by its layers
             assert config.relative_attention_buckets is not None
             self.relative_bias = nn.Embedding(config.relative_attention_buckets, h)
+        self.qk_norm = config.qk_norm
+        if config.qk_norm == "head":  # one d_head norm shared by all heads (Qwen3, Gemma 3)
+            self.q_head_norm, self.k_head_norm = QKNorm(config, (self.d_head,)), QKNorm(config, (self.d_head,))
+        elif config.qk_norm == "full":  # one norm over the whole projection (OLMo 2)
+            self.q_head_norm = QKNorm(config, (h * self.d_head,))
+            self.k_head_norm = QKNorm(config, (hkv * self.d_head,))
+        elif config.qk_norm == "per-head":
+            self.q_head_norm = QKNorm(config, (h, self.d_head))
+            self.k_head_norm = QKNorm(config, (hkv, self.d_head))
+        self.sinks = nn.Parameter(torch.zeros(h)) if config.attention_sinks else None
+        self.softcap, self.scale = config.attn_logit_softcap, config.attention_multiplier
+
+    def norm_qk(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        """Query/key norms on q (batch, t, heads, d_head) and k (batch, t, kv_heads, d_head)."""
+        if self.qk_norm is None:
+            return q, k
+        if self.qk_norm == "l2":
+            return weightless_rms(q), weightless_rms(k)
+        if self.qk_norm == "full":
+            return self.q_head_norm(q.flatten(2)).view_as(q), self.k_head_norm(k.flatten(2)).view_as(k)
+        return self.q_head_norm(q), self.k_head_norm(k)
 
     def cache_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-position shapes this layer caches: keys and values of every KV head."""
@@ -326,17 +408,20 @@ class Attention(nn.Module):
         v = self.v(memory).view(b, n, self.n_kv_heads, self.d_v)
         return {"k": k, "v": v}
 
-    def forward(self, x: Tensor, step: Step, *, window: int | None, cache: LayerCache | None) -> Tensor:
+    def forward(self, x: Tensor, step: Step, *, window: int | None, cache: LayerCache | None,
+                chunk: int | None = None) -> Tensor:  # fmt: skip
         b, t, _ = x.shape
         q = self.q(x).view(b, t, self.n_heads, self.d_head)
         kv = self.project_kv(x)
+        q, kv["k"] = self.norm_qk(q, kv["k"])
         if step.rope is not None:
             q, kv["k"] = step.rope(q, step.start), step.rope(kv["k"], step.start)
         k_start = step.start
         if cache is not None:
             kv, k_start = cache.update(kv, step.start)
         out = attend(q, kv["k"], kv["v"], q_start=step.start, k_start=k_start, causal=step.causal, window=window,
-                     bias_fn=step.bias_fn, exact=step.exact)  # fmt: skip
+                     bias_fn=step.bias_fn, exact=step.exact, chunk=chunk, sinks=self.sinks, softcap=self.softcap,
+                     scale=self.scale)  # fmt: skip
         return self.o(out.reshape(b, t, self.n_heads * self.d_v))
 
     def cross(self, x: Tensor, memory_kv: dict[str, Tensor]) -> Tensor:
@@ -381,7 +466,8 @@ class LatentAttention(nn.Module):
     def cache_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"latent": (self.rank,), "rope_key": (self.rope_dim,)}
 
-    def forward(self, x: Tensor, step: Step, *, window: int | None, cache: LayerCache | None) -> Tensor:
+    def forward(self, x: Tensor, step: Step, *, window: int | None, cache: LayerCache | None,
+                chunk: int | None = None) -> Tensor:  # fmt: skip
         b, t, _ = x.shape
         h = self.n_heads
         q = self.q_up(self.q_norm(self.q_down(x))) if self.q_compressed else self.q(x)
@@ -399,7 +485,7 @@ class LatentAttention(nn.Module):
         k = torch.cat((k_nope, new["rope_key"].unsqueeze(2).expand(b, n, h, self.rope_dim)), dim=-1)
         q = torch.cat((q_nope, q_rope), dim=-1)
         out = attend(q, k, v, q_start=step.start, k_start=k_start, causal=step.causal, window=window,
-                     bias_fn=step.bias_fn, exact=step.exact)  # fmt: skip
+                     bias_fn=step.bias_fn, exact=step.exact, chunk=chunk)  # fmt: skip
         return self.o(out.reshape(b, t, h * self.d_v))
 
 
@@ -458,22 +544,34 @@ class Block(nn.Module):
     """One transformer layer: self-attention, cross-attention (decoder of an encoder-decoder), MLP or MoE.
 
     Pre-norm: x + f(norm(x)) per sub-layer (Xiong et al. 2020); post-norm: norm(x + f(x)) (Vaswani et al.
-    2017). Parallel (GPT-J, Falcon, Phi): x + attn(n1(x)) + mlp(n2(x)), with one shared input norm or two;
-    as a post-norm layout (no published model) the shared norm takes the sum and two norms each take
-    their branch.
+    2017); sandwich: x + post_norm(f(norm(x))) (Gemma 2/3); branch-post: x + norm(f(x)) (OLMo 2).
+    `residual_multiplier` scales each sequential branch before the add (Granite). Parallel (GPT-J,
+    Falcon, Phi, Cohere): x + attn(n1(x)) + mlp(n2(x)), with one shared input norm or two; as a post-norm
+    layout (no published model) the shared norm takes the sum and two norms each take their branch.
+    A local layer attends within its sliding window or chunk; a NoPE global layer (Llama 4) skips the
+    rotation; local layers may rotate with their own base (Gemma 3's rope_local_theta).
     """
 
     def __init__(self, config: ArchConfig, layer: int, *, decoder: bool, cross: bool, relative_bias: bool):
         super().__init__()
+        self.layout = "parallel" if config.parallel_block else config.norm_position
         self.pre_norm = config.norm_position == "pre"
-        self.parallel = config.parallel_block
-        self.window = config.sliding_window if decoder and config.layer_is_local(layer) else None
+        local = decoder and config.layer_is_local(layer)
+        self.window = config.sliding_window if local else None
+        self.chunk = config.attention_chunk if local else None
+        self.span = config.local_span if local else None  # cache slots this layer needs at most
+        self.rope_mode = "stack"
+        if decoder and config.position == "rope" and not config.layer_uses_rope(layer):
+            self.rope_mode = "none"
+        elif local and config.rope_local_theta is not None and config.rotary_dim:
+            self.rope_mode, self.local_rope = "local", Rotary(config.rotary_dim, config.rope_local_theta)
+        self.residual_scale = config.residual_multiplier if config.residual_multiplier is not None else 1.0
         if config.mla_kv_rank is not None:
             self.self_attn: nn.Module = LatentAttention(config)
         else:
             self.self_attn = Attention(config, relative_bias=relative_bias)
         self.cross_attn = Attention(config) if cross else None
-        if config.is_moe and layer >= config.n_dense_layers:
+        if decoder and config.layer_is_moe(layer):
             self.moe: MoE | None = MoE(config)
             self.mlp: MLP | None = None
         else:
@@ -485,15 +583,24 @@ class Block(nn.Module):
         else:
             self.attn_norm = make_norm(config, d)
             self.mlp_norm = make_norm(config, d)
+        if self.layout == "sandwich":
+            self.post_attn_norm, self.post_mlp_norm = make_norm(config, d), make_norm(config, d)
         self.cross_norm = make_norm(config, d) if cross else None
+
+    @property
+    def parallel(self) -> bool:
+        return self.layout == "parallel"
 
     def feed_forward(self, x: Tensor) -> Tensor:
         return self.moe(x) if self.moe is not None else self.mlp(x)  # type: ignore[misc]
 
     def forward(self, x: Tensor, step: Step, *, cache: LayerCache | None = None,
                 memory_kv: dict[str, Tensor] | None = None) -> Tensor:  # fmt: skip
+        if self.rope_mode != "stack":
+            step = dataclasses.replace(step, rope=self.local_rope if self.rope_mode == "local" else None)
+
         def attn(h: Tensor) -> Tensor:
-            return self.self_attn(h, step, window=self.window, cache=cache)
+            return self.self_attn(h, step, window=self.window, cache=cache, chunk=self.chunk)
 
         if self.parallel:
             shared = self.shared_norm
@@ -504,11 +611,18 @@ class Block(nn.Module):
             if shared:
                 return self.norm(x + attn(x) + self.feed_forward(x))
             return x + self.attn_norm(attn(x)) + self.mlp_norm(self.feed_forward(x))
+        r = self.residual_scale
+        if self.layout == "sandwich":
+            x = x + r * self.post_attn_norm(attn(self.attn_norm(x)))
+            return x + r * self.post_mlp_norm(self.feed_forward(self.mlp_norm(x)))
+        if self.layout == "branch-post":
+            x = x + r * self.attn_norm(attn(x))
+            return x + r * self.mlp_norm(self.feed_forward(x))
         if self.pre_norm:
-            x = x + attn(self.attn_norm(x))
+            x = x + r * attn(self.attn_norm(x))
             if self.cross_attn is not None and self.cross_norm is not None and memory_kv is not None:
                 x = x + self.cross_attn.cross(self.cross_norm(x), memory_kv)
-            return x + self.feed_forward(self.mlp_norm(x))
+            return x + r * self.feed_forward(self.mlp_norm(x))
         x = self.attn_norm(x + attn(x))
         if self.cross_attn is not None and self.cross_norm is not None and memory_kv is not None:
             x = self.cross_norm(x + self.cross_attn.cross(x, memory_kv))
@@ -598,9 +712,15 @@ class LMHead(nn.Module):
         v, d = config.vocab_size, config.d_model
         self.weight = None if config.tie_embeddings else nn.Parameter(torch.empty(v, d).normal_(0, d**-0.5))
         self.bias = nn.Parameter(torch.zeros(v)) if config.lm_head_bias else None
+        self.scale, self.softcap = config.logit_scale, config.final_logit_softcap
 
     def forward(self, x: Tensor, embedding: Tensor) -> Tensor:
-        return F.linear(x, self.weight if self.weight is not None else embedding, self.bias)
+        logits = F.linear(x, self.weight if self.weight is not None else embedding, self.bias)
+        if self.scale is not None:  # Cohere's logit_scale; Granite divides by logits_scaling
+            logits = logits * self.scale
+        if self.softcap is not None:  # Gemma 2: cap * tanh(logits / cap)
+            logits = self.softcap * torch.tanh(logits / self.softcap)
+        return logits
 
 
 class TransformerModel(nn.Module):
@@ -626,7 +746,10 @@ class TransformerModel(nn.Module):
         self.lm_head = LMHead(config)
 
     def embed(self, tokens: Tensor, stack: Stack, start: int) -> Tensor:
-        x = stack.add_positions(self.token_embedding(tokens), start)
+        x = self.token_embedding(tokens)
+        if self.config.embedding_multiplier is not None:  # Granite
+            x = x * self.config.embedding_multiplier
+        x = stack.add_positions(x, start)
         return self.embedding_norm(x) if self.embedding_norm is not None else x
 
     def encode(self, encoder_tokens: Tensor, *, exact_attention: bool = False) -> Tensor:
@@ -662,7 +785,7 @@ class TransformerModel(nn.Module):
         dtype = dtype or weight.dtype
         layers = []
         for block in self.decoder.layers:
-            slots = max_len if block.window is None else min(max_len, block.window)
+            slots = max_len if block.span is None else min(max_len, block.span)
             layers.append(LayerCache(block.self_attn.cache_shapes(), batch=batch, slots=slots, dtype=dtype,
                                      device=weight.device))  # fmt: skip
         cross: list[dict[str, Tensor]] = []
@@ -724,6 +847,8 @@ def _breakdown_key(name: str) -> str:
     sub = parts[3]  # {encoder,decoder}.layers.N.<sub>
     if sub in ("self_attn", "cross_attn"):
         proj = parts[4]
+        if proj.endswith("head_norm"):
+            return "norm.qk"
         if proj.endswith("norm"):
             return "norm.blocks"  # MLA latent norms
         return f"{'attention' if sub == 'self_attn' else 'cross_attention'}.{proj}"
@@ -742,8 +867,9 @@ def scaled_down(config: ArchConfig, *, d_head: int = 16, vocab_size: int = 128, 
 
     Kept: the attention kind (MHA/GQA/MQA/MLA, with a query-to-KV group of up to 3), whether d_head x
     n_heads equals d_model, the rotary fraction, the position scheme, norms, biases, block layout, tied
-    head, local/global pattern (a window of `window` tokens and at least one global layer), MoE with top-k
-    below the expert count, shared experts and a dense first layer, MLA's query compression. Shrunk: two
+    head, local/global pattern (a window or chunk of `window` tokens and at least one global layer), MoE
+    with top-k below the expert count, shared experts (and their width and gate), a dense first layer and
+    interleaved MoE layers, MLA's query compression, q/k norms, sinks and the metadata. Shrunk: two
     layers per stack (plus a dense one, or up to the global period), at most 4 query heads, d_head ~16,
     d_ff at most 4 x d_model, at most 4 experts, a small vocabulary and context.
     """
@@ -779,12 +905,16 @@ def scaled_down(config: ArchConfig, *, d_head: int = 16, vocab_size: int = 128, 
         assert config.n_experts is not None and config.n_experts_per_token is not None
         n_experts = min(config.n_experts, 4)
         top_k = min(config.n_experts_per_token, max(1, n_experts // 2))
-        changes.update(n_experts=n_experts, n_experts_per_token=top_k, n_dense_layers=n_dense,
+        moe_every = min(config.moe_every, 2)
+        n_layers = max(n_layers, n_dense + 2 * moe_every)  # dense and MoE layers both present when mixed
+        changes.update(n_experts=n_experts, n_experts_per_token=top_k, n_dense_layers=n_dense, moe_every=moe_every,
                        n_shared_experts=min(config.n_shared_experts, 2))  # fmt: skip
         if config.d_ff_expert is not None:
             changes["d_ff_expert"] = _width(d_model, config.d_ff_expert / config.d_model)
-    if config.sliding_window is not None:
-        changes["sliding_window"] = window
+        if config.d_ff_shared is not None:
+            changes["d_ff_shared"] = _width(d_model, config.d_ff_shared / config.d_model)
+    if config.local_span is not None:
+        changes["sliding_window" if config.sliding_window is not None else "attention_chunk"] = window
         if config.global_every is not None:
             changes["global_every"] = min(config.global_every, 3)
             n_layers = max(n_layers, changes["global_every"])  # type: ignore[call-overload]
@@ -802,6 +932,7 @@ def scaled_down(config: ArchConfig, *, d_head: int = 16, vocab_size: int = 128, 
         d_ff=_width(d_model, config.d_ff / config.d_model),
         vocab_size=vocab_size,
         max_seq_len=max_seq_len,
+        rope_original_max_seq_len=None if config.rope_original_max_seq_len is None else max_seq_len // 2,
         hf_id=None,
         reference_params=None,
         reference_exact=False,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from llmarch.serving.roofline import speculative_tokens_per_step
 from llmarch.serving.step import Hardware, ModelWork, StepTime, step_time
@@ -76,15 +75,15 @@ def _decode_step(work: ModelWork, hw: Hardware, wl: Workload, seqs: float, conte
     """(seconds per generated token of a sequence, the step) for `seqs` decoding sequences per micro-batch."""
     cross = wl.prompt_len if work.config.is_encoder_decoder else 0
     share = 1.0 / wl.pp
-    kw: dict[str, Any] = {"tp": wl.tp, "cross_len": cross, "layer_share": share}
     if wl.draft is None:
-        step = step_time(work, hw, decode_seqs=seqs, decode_context=context, prefill_tokens=chunk,
-                         prefill_context=chunk_context, **kw)  # fmt: skip
+        step = step_time(work, hw, tp=wl.tp, decode_seqs=seqs, decode_context=context, prefill_tokens=chunk,
+                         prefill_context=chunk_context, cross_len=cross, layer_share=share)  # fmt: skip
         return step.total_s * wl.pp, step
     k = wl.draft_len
-    verify = step_time(work, hw, decode_seqs=seqs * (k + 1), decode_context=context, prefill_tokens=chunk,
-                       prefill_context=chunk_context, **kw)  # fmt: skip
-    draft = step_time(wl.draft, hw, decode_seqs=seqs, decode_context=context, **kw)
+    verify = step_time(work, hw, tp=wl.tp, decode_seqs=seqs * (k + 1), decode_context=context, prefill_tokens=chunk,
+                       prefill_context=chunk_context, cross_len=cross, layer_share=share)  # fmt: skip
+    draft = step_time(wl.draft, hw, tp=wl.tp, decode_seqs=seqs, decode_context=context, cross_len=cross,
+                      layer_share=share)  # fmt: skip
     per_token = (verify.total_s + k * draft.total_s) * wl.pp / speculative_tokens_per_step(k, wl.acceptance_rate)
     return per_token, verify
 

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from llmarch.calc.memory import weights_bytes
-from llmarch.calc.serving_memory import ServingMemory, serving_memory
+from llmarch.calc.serving_memory import Occupancy, ServingMemory, serving_memory
 from llmarch.catalog.hardware import Accelerator
 from llmarch.core.config import ArchConfig
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PROMPT_LEN
@@ -170,14 +170,18 @@ def memory_at(setup: ServingSetup, concurrency: int, *, prompt_len: int | None =
     prompt = wl.prompt_len if prompt_len is None else prompt_len
     static = wl.static
     step_tokens = min(wl.token_budget, concurrency * prompt if static else concurrency + prompt)
-    kwargs: dict[str, Any] = {"prompt_len": prompt, "generate_len": wl.generate_len, "kv_dtype": setup.kv_dtype,
-                              "tp": wl.tp, "pp": wl.pp, "beam_width": setup.beam_width,
-                              "occupancy": "full" if static else "mean", "flash": setup.flash}  # fmt: skip
-    memory = serving_memory(setup.config, concurrency=concurrency, dtype=setup.dtype, step_tokens=step_tokens,
-                            **kwargs)  # fmt: skip
+    occupancy: Occupancy = "full" if static else "mean"
+
+    def memory_of(config: ArchConfig, tokens: int) -> ServingMemory:
+        return serving_memory(config, concurrency=concurrency, prompt_len=prompt, generate_len=wl.generate_len,
+                              dtype=setup.dtype, kv_dtype=setup.kv_dtype, tp=wl.tp, pp=wl.pp,
+                              beam_width=setup.beam_width, occupancy=occupancy, step_tokens=tokens,
+                              flash=setup.flash)  # fmt: skip
+
+    memory = memory_of(setup.config, step_tokens)
     if setup.draft is None:
         return memory
-    draft = serving_memory(setup.draft, concurrency=concurrency, dtype=setup.dtype, step_tokens=1, **kwargs)
+    draft = memory_of(setup.draft, 1)
     return dataclasses.replace(
         memory,
         weights_bytes=memory.weights_bytes + draft.weights_bytes,

@@ -50,6 +50,16 @@ def allreduce_time_s(message_bytes: float, tp: int, link_bytes_per_s: float, lat
     return latency_s + 2.0 * (tp - 1) / tp * message_bytes / link_bytes_per_s
 
 
+def ring_latency_s(two_gpu_latency_s: float, hop_latency_s: float, tp: int) -> float:
+    """Fixed seconds of one small all-reduce over `tp` GPUs: the 2-GPU latency + a hop latency per extra step.
+
+    A ring all-reduce runs 2 (t - 1) dependent steps (reduce-scatter then all-gather; Patarasuk and Yuan
+    2009), each paying a link hop, so its small-message time grows with t: 2 (t - 2) more hops than on two
+    GPUs (nccl-tests all_reduce_perf: ~8-10 us on 2 NVLink GPUs, ~20-30 us on 8).
+    """
+    return two_gpu_latency_s + hop_latency_s * 2 * max(tp - 2, 0)
+
+
 def allreduces_per_layer(config: ArchConfig, *, cross_attention: bool = False) -> int:
     """All-reduces per layer under Megatron tensor parallelism: one after attention, one after the MLP.
 

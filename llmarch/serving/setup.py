@@ -167,6 +167,7 @@ def _hardware(acc: Accelerator, eff: ServingEfficiency, compute: str, flop: floa
         step_overhead_s=eff.step_overhead_s,
         request_overhead_s=eff.request_overhead_s,
         allreduce_latency_s=eff.allreduce_latency_s,
+        allreduce_hop_latency_s=eff.allreduce_hop_latency_s,
         link_bytes_per_s=math.inf if link is None else link * eff.allreduce_bus_fraction,
     )
 

@@ -30,6 +30,7 @@ from llmarch.serving.roofline import (
     allreduces_per_layer,
     expected_active_experts,
     gemm_efficiency,
+    ring_latency_s,
     roofline_time_s,
 )
 
@@ -51,7 +52,8 @@ class Hardware:
     layer_overhead_s: float
     step_overhead_s: float
     request_overhead_s: float  # per request, before its first token (admission, prompt upload, first sampling)
-    allreduce_latency_s: float
+    allreduce_latency_s: float  # small-message all-reduce on 2 GPUs
+    allreduce_hop_latency_s: float  # added per extra ring step beyond 2 GPUs (`ring_latency_s`)
     link_bytes_per_s: float  # achieved one-direction all-reduce bandwidth per GPU (inf when tp = 1)
 
 
@@ -159,9 +161,9 @@ def _expert_parallel_comm_s(work: ModelWork, hw: Hardware, *, tp: int, tokens: f
     config = work.config
     assert config.n_experts_per_token is not None
     message = tokens * config.n_experts_per_token * config.d_model * ACTIVATION_BYTES
-    all_to_all = hw.allreduce_latency_s + (tp - 1) / tp * message / hw.link_bytes_per_s
-    all_reduce = allreduce_time_s(tokens * config.d_model * ACTIVATION_BYTES, tp, hw.link_bytes_per_s,
-                                  hw.allreduce_latency_s)  # fmt: skip
+    latency = ring_latency_s(hw.allreduce_latency_s, hw.allreduce_hop_latency_s, tp)
+    all_to_all = latency + (tp - 1) / tp * message / hw.link_bytes_per_s
+    all_reduce = allreduce_time_s(tokens * config.d_model * ACTIVATION_BYTES, tp, hw.link_bytes_per_s, latency)
     return config.n_moe_layers * layer_share * (2 * all_to_all - all_reduce)
 
 
@@ -215,7 +217,8 @@ def step_time(
     layers = config.n_layers * layer_share
     message = tokens * config.d_model * ACTIVATION_BYTES
     per_layer = allreduces_per_layer(config, cross_attention=config.is_encoder_decoder)
-    comm_s = layers * per_layer * allreduce_time_s(message, tp, hw.link_bytes_per_s, hw.allreduce_latency_s)
+    latency = ring_latency_s(hw.allreduce_latency_s, hw.allreduce_hop_latency_s, tp)
+    comm_s = layers * per_layer * allreduce_time_s(message, tp, hw.link_bytes_per_s, latency)
     if work.expert_parallel:
         comm_s += _expert_parallel_comm_s(work, hw, tp=tp, tokens=tokens, layer_share=layer_share)
     overhead_s = layers * hw.layer_overhead_s + hw.step_overhead_s
