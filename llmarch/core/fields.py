@@ -42,6 +42,7 @@ _PLAIN_MEANINGS = {
     "d_model": "Width of the residual stream (hidden size).",
     "vocab_size": "Rows of the token embedding (padded vocabulary).",
     "rope_theta": "RoPE base frequency.",
+    "rope_scaling_factor": "RoPE context-extension factor (with rope_scaling).",
     "relative_attention_max_distance": "T5 relative position bias: largest distance told apart.",
     "reference_source": "Where reference_params comes from.",
     "lr_schedule": "Learning-rate schedule",
