@@ -414,6 +414,13 @@ def parse_human_int(
     from llmarch.core.units import parse_count, parse_length
 
     raw = str(text).strip().replace("_", "")
+    if raw.isdigit():  # a plain integer stays exact at any size: the library bounds it (one line, exit 1)
+        whole = int(raw)
+        if whole < minimum:
+            raise typer.BadParameter(f"must be at least {minimum}, got {text!r}")
+        if maximum is not None and whole > maximum:
+            raise typer.BadParameter(f"must be at most {maximum}, got {text!r}")
+        return whole
     try:
         value = (parse_length if length else parse_count)(raw, what=option)
     except InvalidValueError as exc:
