@@ -1083,6 +1083,8 @@ def _llama4_text(r: _Reader) -> dict[str, Any]:
     moe_layers = r.value("moe_layers", default=None)
     if moe_layers is not None and moe_layers != list(range(step - 1, n_layers, step)):
         r.unsupported("moe_layers", "MoE layers other than every interleave_moe_layer_step-th")
+    if step == 1:
+        raw["d_ff"] = raw["d_ff_expert"]  # no dense layer: intermediate_size_mlp builds nothing (Scout)
     return raw
 
 
