@@ -491,3 +491,49 @@ def test_estimate_inference_never_imports_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_quant_schemes_aliases_and_refusals() -> None:
+    from llmarch.calc.quant import canonical_weight_dtype, check_kv_dtype, default_kv_dtype, quant_scheme
+
+    assert canonical_weight_dtype("int4-awq") == canonical_weight_dtype("GPTQ") == "int4"
+    assert canonical_weight_dtype("bfloat16") == "bf16" and canonical_weight_dtype("fp4") == "nvfp4"
+    # Bytes per linear weight, scales included: AWQ group 128 (fp16 scale + 4-bit zero), MXFP4 E8M0 per 32,
+    # NVFP4 FP8 per 16 (the formats' published layouts).
+    assert quant_scheme("int4").linear_bytes_per_weight == 0.5 + 2.5 / 128
+    assert quant_scheme("mxfp4").linear_bytes_per_weight == 0.5 + 1 / 32
+    assert quant_scheme("nvfp4").linear_bytes_per_weight == 0.5 + 1 / 16
+    assert quant_scheme("fp8").compute == "fp8" and quant_scheme("int8").compute == "16-bit"
+    assert [default_kv_dtype(d) for d in ("fp16", "fp8", "int4", "mxfp4")] == ["fp16", "fp8", "bf16", "bf16"]
+    assert check_kv_dtype("float8") == "fp8"
+    for bad in ("int4", "nvfp4"):
+        with pytest.raises(InvalidValueError, match="KV cache is not modelled"):
+            check_kv_dtype(bad)
+    with pytest.raises(InvalidValueError, match="unknown dtype 'fp7' for the weights"):
+        quant_scheme("fp7")
+
+
+def test_weight_dtypes_override_a_parameter_group() -> None:
+    mixtral = load("mixtral-8x7b")
+    experts = count_params(mixtral).breakdown["moe.experts"]
+    # gpt-oss stores its routed experts in MXFP4 (4.25 bits) and the rest in bf16.
+    mxfp4 = mixtral.replace(weight_dtypes={"experts": "mxfp4"})
+    saved = experts * (2 - (0.5 + 1 / 32))
+    assert weights_bytes(mixtral, "bf16") - weights_bytes(mxfp4, "bf16") == pytest.approx(saved)
+    e = estimate_inference(mxfp4, "h100-sxm", tp=2, batch=1)
+    assert e.weights_bytes == pytest.approx(weights_bytes(mxfp4, "bf16") / 2)
+
+
+def test_cli_new_flags_equal_the_library() -> None:
+    flags = "--tp 2 --pp 2 --batch 8 --static --prefix-hit-rate 0.25 --draft llama-2-7b --draft-len 3".split()
+    flags += "--acceptance-rate 0.6 --gpu-memory-utilization 0.85".split()
+    code, out, err = invoke("estimate-inference", "llama-2-70b", "--gpu", "h100-sxm", *flags, "-f", "json")
+    assert code == 0, err
+    expected = estimate_inference(
+        load("llama-2-70b"), "h100-sxm", tp=2, pp=2, batch=8, batching="static", prefix_hit_rate=0.25,
+        draft=load("llama-2-7b"), draft_len=3, acceptance_rate=0.6, gpu_memory_utilization=0.85,
+    )  # fmt: skip
+    assert json.loads(out)["results"] == [json.loads(json.dumps(expected.to_record()))]
+    assert expected.batching == "static" and expected.assumptions["speculative"].startswith("draft llama-2-7b")
+    code, out, _ = invoke("estimate-inference", "llama-2-7b", "--gpu", "h100-sxm", "--request-rate", "2", "-f", "json")
+    assert code == 0 and json.loads(out)["results"][0]["load_source"] == "request rate"

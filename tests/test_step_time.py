@@ -151,3 +151,13 @@ def test_moe_all_to_all_and_experts() -> None:
     assert float(local.ep_comm) > 0 and float(across.ep_comm) > 0
     dense = st.layer_times(shape, r, knobs(), seq_len=4096, moe=False)
     assert float(local.ep_comm) > float(dense.ep_comm) == 0.0
+
+
+def test_overlapped_communication_costs_its_excess_and_a_share_of_the_rest() -> None:
+    # 3 s of communication behind 2 s of compute: 1 s exposed, and the 2 s hidden slow the compute by the
+    # share of SMs NCCL occupies; a floor (the last bucket) is always exposed.
+    r = rates()
+    assert float(st.overlapped(3.0, 2.0, r)) == pytest.approx(1.0 + 2.0 * r.comm_sm_fraction)
+    assert float(st.overlapped(1.0, 2.0, r)) == pytest.approx(r.comm_sm_fraction)
+    assert float(st.overlapped(1.0, 2.0, r, floor=0.25)) == pytest.approx(0.25 + 0.75 * r.comm_sm_fraction)
+    assert 0 < r.comm_sm_fraction < 0.3

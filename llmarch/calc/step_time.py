@@ -70,6 +70,7 @@ class Rates:
     step_overhead_s: float
     memory_bytes: float
     gemm_input_bytes: int  # 1 under fp8, else 2
+    comm_sm_fraction: float  # compute slowdown per second of overlapped communication
 
 
 def rates(
@@ -102,6 +103,7 @@ def rates(
         step_overhead_s=efficiency.step_overhead_s,
         memory_bytes=gpu.memory_bytes,
         gemm_input_bytes=1 if dtype in ("fp8", "fp4") else 2,
+        comm_sm_fraction=efficiency.comm_sm_fraction,
     )
 
 
@@ -164,6 +166,18 @@ def group_busbw(r: Rates, size: Any, inner: Any) -> tuple[Any, Any]:
     k = np.minimum(k, size)
     across = np.minimum(k * r.network_busbw_bytes_per_s, r.nvlink_busbw_bytes_per_s)
     return np.where(local, r.nvlink_busbw_bytes_per_s, across), np.where(local, r.intra_latency_s, r.inter_latency_s)
+
+
+def overlapped(comm: Any, window: Any, r: Rates, *, floor: Any = 0.0) -> Any:
+    """Seconds a collective of `comm` seconds adds when it overlaps `window` seconds of compute.
+
+    The part beyond the window is exposed (at least `floor`, e.g. the last bucket); the hidden part still
+    slows the compute it overlaps by the share of SMs the NCCL kernels occupy (one CTA per channel, NCCL
+    docs: NCCL_MIN_NCHANNELS / NCCL_MAX_NCHANNELS; `comm_sm_fraction` of the efficiency row).
+    """
+    np = _np()
+    exposed = np.maximum(np.maximum(comm - window, 0.0), floor)
+    return exposed + r.comm_sm_fraction * np.maximum(comm - exposed, 0.0)
 
 
 def attention_times(
@@ -436,7 +450,7 @@ def layer_times(
     kv_width = np.maximum(shape.n_kv_heads / tp, 1.0) * (shape.d_head + shape.d_head_v)
     cbw, clat = group_busbw(r, cp, tp)
     ring = (cp - 1) * (clat + tokens * kv_width * ACT_BYTES / cbw)
-    cp_comm = np.maximum(0.0, ring - af) + np.maximum(0.0, 2 * ring - ab)
+    cp_comm = overlapped(ring, af, r) + overlapped(2 * ring, ab, r)
 
     ep_comm = 0.0
     if moe:
@@ -543,10 +557,9 @@ def _dp_times(shape: ModelShape, r: Rates, knobs: Knobs, stage: dict[str, Any], 
         bucket = np.minimum(params, DP_BUCKET_PARAMS) * grad_bytes
         last_ar = collective_time("all_reduce", bucket, group, bw, lat)
         last_rs = collective_time("reduce_scatter", bucket, group, bw, lat)
-        zero0 = np.maximum(all_reduce - window_bwd, last_ar)
-        zero12 = np.maximum(scatter - window_bwd, last_rs) + np.maximum(0.0, gather - slow["compute_fwd"])
-        per_mb = 2 * gather + scatter
-        zero3 = knobs.grad_accum * np.maximum(0.0, per_mb - window_all) + last_rs
+        zero0 = overlapped(all_reduce, window_bwd, r, floor=last_ar)
+        zero12 = overlapped(scatter, window_bwd, r, floor=last_rs) + overlapped(gather, slow["compute_fwd"], r)
+        zero3 = knobs.grad_accum * overlapped(2 * gather + scatter, window_all, r) + last_rs
         exposed = exposed + np.where(knobs.zero >= 3, zero3, np.where(knobs.zero >= 1, zero12, zero0))
         updated = params / np.where(knobs.zero >= 1, group, 1)
         optimizer = optimizer + updated * OPTIMIZER_BYTES_PER_PARAM / r.hbm_bytes_per_s

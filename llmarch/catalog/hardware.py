@@ -244,6 +244,7 @@ class TrainingEfficiency:
     intra_node_latency_s: float
     inter_node_latency_s: float
     step_overhead_s: float
+    comm_sm_fraction: float  # share of SMs NCCL kernels occupy while overlapping compute
     sources: Mapping[str, str]
 
     def gemm(self, dtype: str) -> float:
@@ -253,7 +254,8 @@ class TrainingEfficiency:
 
 _EFFICIENCY_FIELDS = ("gpu", "gemm_fraction", "gemm_half_dim", "gemm_source", "attention_fraction",
                       "attention_half_seq", "attention_source", "hbm_fraction", "hbm_source", "nvlink_busbw_gb_per_s",
-                      "network_fraction", "latency_us", "collective_source", "step_overhead_s")  # fmt: skip
+                      "network_fraction", "latency_us", "collective_source", "step_overhead_s",
+                      "comm_sm_fraction")  # fmt: skip
 
 
 @functools.cache
@@ -267,7 +269,8 @@ def _efficiency_rows() -> dict[str, dict[str, Any]]:
             raise _fail(file, where, f"fields must be exactly {', '.join(_EFFICIENCY_FIELDS)}")
         for key in ("gemm_half_dim", "attention_half_seq", "nvlink_busbw_gb_per_s", "step_overhead_s"):
             _positive(row[key], file=file, where=f"{where} {key}")
-        for key in ("attention_fraction", "hbm_fraction", "network_fraction", *row["gemm_fraction"].values()):
+        for key in ("attention_fraction", "hbm_fraction", "network_fraction", "comm_sm_fraction",
+                    *row["gemm_fraction"].values()):
             value = row[key] if isinstance(key, str) else key
             if not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise _fail(file, where, f"fractions must be in (0, 1], got {value!r}")
@@ -302,6 +305,7 @@ def training_efficiency(gpu: str | Accelerator) -> TrainingEfficiency:
         intra_node_latency_s=float(intra) * 1e-6,
         inter_node_latency_s=float(inter) * 1e-6,
         step_overhead_s=float(row["step_overhead_s"]),
+        comm_sm_fraction=float(row["comm_sm_fraction"]),
         sources=MappingProxyType(
             {k: row[k] for k in ("gemm_source", "attention_source", "hbm_source", "collective_source")}
         ),

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from llmarch.core.config import ArchConfig
-from llmarch.core.errors import InvalidConfigError, UnknownPresetError
+from llmarch.core.errors import InvalidConfigError, LlmarchError, UnknownPresetError
 
 PRESET_PATH_ENV = "LLMARCH_PRESET_PATH"
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -64,12 +64,29 @@ def _index_cached(_preset_path: str) -> dict[str, PresetInfo]:
     found: dict[str, PresetInfo] = {}
     shipped = shipped_presets_dir()
     for folder in preset_dirs():
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
+        for path in _folder_entries(folder):
             if path.suffix in PRESET_SUFFIXES and path.stem not in found:
                 found[path.stem] = PresetInfo(path.stem, path, folder == shipped)
     return found
+
+
+def _folder_entries(folder: Path) -> list[Path]:
+    """Sorted entries of a preset folder; a missing folder is empty, an unreadable one is skipped with a
+    warning (so a broken LLMARCH_PRESET_PATH entry never stops `compare llama-2-7b`). Entries are not
+    opened here: reading one that is not a regular file (a FIFO, /dev/zero) is an error when it is loaded."""
+    try:
+        return sorted(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        import warnings
+
+        from llmarch.core.errors import LlmarchWarning
+
+        warnings.warn(
+            f"{PRESET_PATH_ENV}: skipping {str(folder)!r}: {exc.strerror or exc}", LlmarchWarning, stacklevel=2
+        )
+        return []
 
 
 #: A preset file whose name starts with this is a family base: extended by presets, never listed or loaded alone.
@@ -103,20 +120,38 @@ def suggest_names(name: str, names: list[str]) -> list[str]:
 
 
 CACHE_ENV = "LLMARCH_CACHE_DIR"
-_CACHE_FILE = "parsed-presets-v1.json"
+_CACHE_FILE = "parsed-presets-v2.json"
+_CACHE_VERSION = 2
+#: Most files the parse cache remembers (least recently used evicted first); the shipped presets are ~60.
+MAX_CACHE_ENTRIES = 512
+#: A cache file larger than this is ignored (and rewritten): MAX_CACHE_ENTRIES small presets fit easily.
+_MAX_CACHE_BYTES = 16 << 20
+
+
+def _digest(data: bytes) -> str:
+    """Content key of a preset file (BLAKE2b; `_blake2` directly: hashlib would load OpenSSL, ~10 ms)."""
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - CPython always has it
+        from hashlib import blake2b
+    return blake2b(data, digest_size=20).hexdigest()
 
 
 class _ParseCache:
-    """Parsed preset files, keyed by path and (mtime, size), kept as JSON between runs.
+    """Parsed preset files, keyed by a hash of their bytes, kept as JSON between runs.
 
-    Parsing YAML costs about 1 ms a file even with libyaml, more than everything else `llmarch compare
-    --all` does; the cache makes a repeated run read one JSON file instead. It holds parse results only
-    (validation always runs), is rewritten atomically, and is ignored if unreadable. LLMARCH_CACHE_DIR
-    moves it (default: $XDG_CACHE_HOME/llmarch or ~/.cache/llmarch); set it to an empty string to disable.
+    Parsing YAML costs about 0.5 ms a file, more than everything else `llmarch compare --all` does; the cache
+    makes a repeated run read one JSON file instead. Keyed by content (not mtime and size: `cp -p`, tar and
+    rsync keep both), so an edited file is always parsed afresh. A parse result is staged and kept only once
+    the config it belongs to has validated (`commit`); a file that fails is never stored. At most
+    MAX_CACHE_ENTRIES files (least recently used evicted); a corrupt or foreign cache file is ignored and
+    rewritten. Validation of the resulting config always runs. LLMARCH_CACHE_DIR moves it (default:
+    $XDG_CACHE_HOME/llmarch or ~/.cache/llmarch); set it to an empty string to disable it.
     """
 
     def __init__(self) -> None:
-        self.entries: dict[str, list[Any]] | None = None
+        self.entries: dict[str, dict[str, Any]] | None = None
+        self.pending: dict[str, dict[str, Any]] = {}
         self.dirty = False
 
     def _path(self) -> Path | None:
@@ -126,41 +161,63 @@ class _ParseCache:
             folder = os.path.join(base, "llmarch")
         return Path(folder) / _CACHE_FILE if folder else None
 
-    def _load(self) -> dict[str, list[Any]]:
+    def _load(self) -> dict[str, dict[str, Any]]:
         if self.entries is None:
             self.entries = {}
             path = self._path()
-            if path is not None:
+            if path is not None and path.exists():
+                from llmarch.core.io import parse_json, read_text
+
                 try:
-                    data = json.loads(path.read_text(encoding="utf-8"))
-                    if isinstance(data, dict):
-                        self.entries = data
-                except (OSError, ValueError):
-                    pass
+                    data = parse_json(read_text(path, limit=_MAX_CACHE_BYTES), origin=str(path))
+                except LlmarchError:
+                    data = None  # unreadable or malformed: start afresh (rewritten on the next flush)
+                if isinstance(data, dict) and data.get("version") == _CACHE_VERSION:
+                    entries = data.get("entries")
+                    if isinstance(entries, dict):
+                        self.entries = {k: v for k, v in entries.items() if isinstance(v, dict)}
         return self.entries
 
-    def get(self, path: Path, stamp: list[int]) -> dict[str, Any] | None:
-        entry = self._load().get(str(path))
-        if entry and entry[0] == stamp and isinstance(entry[1], dict):
-            return entry[1]
-        return None
+    def get(self, digest: str) -> dict[str, Any] | None:
+        entries = self._load()
+        entry = entries.get(digest)
+        if entry is None:
+            return self.pending.get(digest)
+        entries[digest] = entries.pop(digest)  # most recently used last
+        return entry
 
-    def put(self, path: Path, stamp: list[int], data: dict[str, Any]) -> None:
-        self._load()[str(path)] = [stamp, data]
+    def stage(self, digest: str, data: dict[str, Any]) -> None:
+        self.pending[digest] = data
+
+    def commit(self) -> None:
+        """Keep the staged parse results: the config that read them has validated."""
+        if not self.pending:
+            return
+        entries = self._load()
+        entries.update(self.pending)
+        self.pending = {}
+        while len(entries) > MAX_CACHE_ENTRIES:
+            del entries[next(iter(entries))]
         self.dirty = True
+
+    def discard(self) -> None:
+        self.pending = {}
 
     def flush(self) -> None:
         """Write the cache if anything was added (best effort: a read-only home only costs speed)."""
+        self.pending = {}
         target = self._path()
         if not self.dirty or target is None or self.entries is None:
             return
         self.dirty = False
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            return  # only ever replace a regular file of our own, never write through a link or a device
         try:
             from llmarch.core.io import write_atomic
 
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(target, json.dumps(self.entries))
-        except (OSError, ValueError):
+            write_atomic(target, json.dumps({"version": _CACHE_VERSION, "entries": self.entries}), mode=0o600)
+        except (OSError, LlmarchError):
             pass
 
 
@@ -168,46 +225,66 @@ _cache = _ParseCache()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """A preset file's mapping: from the parse cache when its bytes are known, else parsed (and staged)."""
+    from llmarch.core.io import MAX_PRESET_BYTES, InputFileError, read_bytes
+
     try:
-        info = path.stat()
-    except OSError as exc:
-        raise InvalidConfigError(f"cannot read file: {exc.strerror}", origin=str(path)) from None
-    stamp = [info.st_mtime_ns, info.st_size]
-    cached = _cache.get(path, stamp)
+        data = read_bytes(path, limit=MAX_PRESET_BYTES)
+    except InputFileError as exc:
+        raise InvalidConfigError(exc.reason, origin=str(path)) from None
+    digest = _digest(data)
+    cached = _cache.get(digest)
     if cached is not None:
-        return dict(cached)
-    data = _parse_yaml(path)
-    if _json_safe(data):
-        _cache.put(path, stamp, data)
-    return dict(data)
+        return _copy(cached)
+    parsed = _parse_yaml(data, origin=str(path))
+    if _json_safe(parsed):
+        _cache.stage(digest, parsed)
+    return _copy(parsed)
+
+
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy deep enough that merging `extends` and overrides never changes a cached mapping."""
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
 
 
 def _json_safe(data: Any) -> bool:
-    """Whether `data` survives a JSON round trip unchanged (YAML dates, for one, do not)."""
+    """Whether `data` survives a JSON round trip unchanged (it always does under the preset YAML rules)."""
     try:
-        return json.loads(json.dumps(data)) == data
-    except (TypeError, ValueError):
+        return json.loads(json.dumps(data, allow_nan=False)) == data
+    except (TypeError, ValueError, RecursionError):
         return False
 
 
-def _parse_yaml(path: Path) -> dict[str, Any]:
+def _parse_yaml(data: bytes, *, origin: str) -> dict[str, Any]:
+    """Parse preset YAML under the bounded rules of llmarch.catalog.yamlsafe (one-line errors with the line)."""
     import yaml
 
+    from llmarch.catalog import yamlsafe
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidConfigError(f"cannot read file: {exc.strerror}", origin=str(path)) from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidConfigError(
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})", origin=origin
+        ) from None
     try:
-        # The C (libyaml) safe loader when PyYAML has it: 8x faster, same safe subset (no python tags).
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        parsed = yamlsafe.load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidConfigError(f"invalid YAML{where}: {problem}", origin=str(path)) from None
-    if not isinstance(data, dict):
-        raise InvalidConfigError("a preset file must be a YAML mapping of field: value", origin=str(path))
-    return data
+        raise InvalidConfigError(_yaml_problem(exc), origin=origin) from None
+    except RecursionError:
+        raise InvalidConfigError(
+            f"invalid YAML: nested deeper than {yamlsafe.MAX_DEPTH} levels", origin=origin
+        ) from None
+    if not isinstance(parsed, dict):
+        raise InvalidConfigError("a preset file must be a YAML mapping of field: value", origin=origin)
+    return parsed
+
+
+def _yaml_problem(exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"invalid YAML{where}: {problem}"
 
 
 def _is_hf_config(data: dict[str, Any]) -> bool:
@@ -229,6 +306,8 @@ def parse_overrides(text: str, *, origin: str) -> dict[str, Any]:
     """
     import yaml
 
+    from llmarch.catalog import yamlsafe
+
     result: dict[str, Any] = {}
     for item in text.split(","):
         item = item.strip()
@@ -239,21 +318,36 @@ def parse_overrides(text: str, *, origin: str) -> dict[str, Any]:
         if not sep or not key:
             raise InvalidConfigError(f"override {item!r} must look like field=value", origin=origin)
         try:
-            value = yaml.safe_load(raw.strip()) if raw.strip() else None
-        except yaml.YAMLError:
+            value = yamlsafe.load(raw.strip()) if raw.strip() else None
+        except (yaml.YAMLError, RecursionError):
             raise InvalidConfigError(f"cannot parse value {raw!r}", origin=origin, field=key) from None
         if isinstance(value, (dict, list)):
             raise InvalidConfigError(f"expected a single value, got {raw!r}", origin=origin, field=key)
         if isinstance(value, str):
             value = _maybe_number(value)
-        target = result
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = value
+        _set_nested(result, key, value, origin=origin)
     if not result:
         raise InvalidConfigError("no overrides after ':'; write name:field=value", origin=origin)
     return result
+
+
+def _set_nested(result: dict[str, Any], key: str, value: Any, *, origin: str) -> None:
+    """Set `result[a][b] = value` for key 'a.b'; a key that is both a value and a group is an error."""
+    parts = key.split(".")
+    if not all(part.strip() for part in parts):
+        raise InvalidConfigError("empty part in a dotted field name", origin=origin, field=key)
+    target = result
+    for depth, parent in enumerate(parts[:-1]):
+        target = target.setdefault(parent, {})
+        if not isinstance(target, dict):
+            raise InvalidConfigError(
+                "is set to a value and also used as a group", origin=origin, field=".".join(parts[: depth + 1])
+            )
+    if isinstance(target.get(parts[-1]), dict):
+        raise InvalidConfigError(
+            "is a group of fields; set one of them, e.g. training.tokens=2e12", origin=origin, field=key
+        )
+    target[parts[-1]] = value
 
 
 def _maybe_number(value: str) -> Any:
@@ -283,9 +377,8 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
         raise InvalidConfigError(f"'extends' chain deeper than {_MAX_EXTENDS_DEPTH}; is there a cycle?", origin=origin)
     base_spec, override_text = _split_overrides(spec)
     path = Path(base_spec).expanduser()
-    looks_like_path = path.suffix in (*PRESET_SUFFIXES, ".json") or os.sep in base_spec or "/" in base_spec
-    if looks_like_path:
-        if not path.is_file():
+    if _looks_like_path(base_spec):
+        if not os.path.lexists(path):
             raise InvalidConfigError("no such file", origin=base_spec)
         where = str(path)
         if path.suffix == ".json":
@@ -312,7 +405,7 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
     if parent is not None:
         if not isinstance(parent, str) or not parent.strip():
             raise InvalidConfigError("must name a preset or a file", origin=where, field="extends")
-        parent_raw, _ = _resolve_raw(parent, depth=depth + 1, origin=where)
+        parent_raw, _ = _resolve_raw(_relative_to(parent, where), depth=depth + 1, origin=where)
         # Provenance of a published checkpoint does not carry over to a derived architecture; training facts
         # only when the file asks for them.
         for key in ("hf_id", "reference_params", "reference_exact", "reference_source", "description", "notes"):
@@ -323,10 +416,10 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
         if not inherit:
             parent_raw.pop("training", None)
         parent_raw.setdefault("family", parent_raw.get("family", ""))
-        raw = _merge(parent_raw, raw)
+        raw = _merge_shapes(parent_raw, raw, origin=where)
     if override_text is not None:
         changes = parse_overrides(override_text, origin=spec)
-        raw = _merge(raw, changes)
+        raw = _merge_shapes(raw, changes, origin=spec)
         for key in ("hf_id", "reference_params", "reference_exact", "reference_source"):
             if key not in changes:
                 raw.pop(key, None)
@@ -334,13 +427,61 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
     return raw, where
 
 
+def _relative_to(spec: str, including_file: str) -> str:
+    """`spec` with a relative file path resolved against the folder of the file that names it (not the
+    working directory, so a preset counts the same wherever llmarch runs); names are left alone."""
+    base, overrides = _split_overrides(spec.strip())
+    path = Path(base).expanduser()
+    if not _looks_like_path(base) or path.is_absolute():
+        return spec
+    rebased = str(Path(including_file).parent / path)
+    return rebased if overrides is None else f"{rebased}:{overrides}"
+
+
+def _looks_like_path(base_spec: str) -> bool:
+    return Path(base_spec).suffix in (*PRESET_SUFFIXES, ".json") or os.sep in base_spec or "/" in base_spec
+
+
+def _derived_d_head(raw: dict[str, Any]) -> int | None:
+    d_model, n_heads = raw.get("d_model"), raw.get("n_heads")
+    if isinstance(d_model, int) and isinstance(n_heads, int) and n_heads > 0 and d_model % n_heads == 0:
+        return d_model // n_heads
+    return None
+
+
+def _merge_shapes(base: dict[str, Any], changes: dict[str, Any], *, origin: str) -> dict[str, Any]:
+    """`_merge`, and a base's d_head that only restated d_model / n_heads follows a changed n_heads or d_model.
+
+    A base written with `d_head: 128` next to `d_model: 4096, n_heads: 32` means "the usual split"; a child
+    that changes n_heads means a new split, not 128-wide heads (8.89B params for a 7B model). A d_head that
+    differs from d_model / n_heads (Gemma, T5) is a real choice and stays, with a warning saying so.
+    """
+    merged = _merge(base, changes)
+    if "d_head" in changes or "d_head" not in base or not {"n_heads", "d_model"} & changes.keys():
+        return merged
+    if base["d_head"] == _derived_d_head(base):
+        del merged["d_head"]  # re-derived from the new shape by ArchConfig.from_dict
+    elif base["d_head"] != _derived_d_head(merged):
+        import warnings
+
+        from llmarch.core.errors import LlmarchWarning
+
+        warnings.warn(
+            f"{origin}: keeps d_head {base['d_head']} from its base although n_heads or d_model changed; "
+            "set d_head to confirm or change it",
+            LlmarchWarning,
+            stacklevel=2,
+        )
+    return merged
+
+
 def _read_hf_json(path: Path) -> dict[str, Any]:
+    from llmarch.core.io import MAX_JSON_BYTES, InputFileError, parse_json, read_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidConfigError(f"cannot read file: {exc.strerror}", origin=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidConfigError(f"invalid JSON at line {exc.lineno}: {exc.msg}", origin=str(path)) from None
+        data = parse_json(read_text(path, limit=MAX_JSON_BYTES), origin=str(path))
+    except InputFileError as exc:
+        raise InvalidConfigError(exc.reason, origin=str(path)) from None
     if not isinstance(data, dict):
         raise InvalidConfigError("a config.json must be a JSON object", origin=str(path))
     if not _is_hf_config(data):
@@ -363,24 +504,38 @@ def load(spec: str) -> ArchConfig:
     """Load a preset by name, file path or config.json path, with optional ':field=value' overrides."""
     _checked([spec])
     try:
-        return _load_cached(spec.strip(), os.environ.get(PRESET_PATH_ENV, ""))
+        return _load_one(spec.strip())
     finally:
         _cache.flush()
 
 
+def _load_one(spec: str) -> ArchConfig:
+    """A named preset from the in-process cache; a file path read afresh every time (it may have been edited
+    since: the parse cache, keyed by content, still spares the parsing)."""
+    if _looks_like_path(_split_overrides(spec)[0]):
+        return _load_cached.__wrapped__(spec, "")
+    return _load_cached(spec, os.environ.get(PRESET_PATH_ENV, ""))
+
+
 @functools.lru_cache(maxsize=256)
 def _load_cached(spec: str, _preset_path: str) -> ArchConfig:
-    raw, where = _resolve_raw(spec)
-    origin = where if _split_overrides(spec)[1] is None else spec
-    if "name" not in raw:
-        raw["name"] = Path(where).stem
-    return ArchConfig.from_dict(raw, origin=origin)
+    try:
+        raw, where = _resolve_raw(spec)
+        origin = where if _split_overrides(spec)[1] is None else spec
+        if "name" not in raw:
+            raw["name"] = Path(where).stem
+        config = ArchConfig.from_dict(raw, origin=origin)
+    except BaseException:
+        _cache.discard()  # never keep the parse of a file that does not validate
+        raise
+    _cache.commit()
+    return config
 
 
 def load_many(specs: list[str]) -> list[ArchConfig]:
     """Load several specs (see `load`), in order."""
     try:
-        return [_load_cached(s.strip(), os.environ.get(PRESET_PATH_ENV, "")) for s in _checked(specs)]
+        return [_load_one(s.strip()) for s in _checked(specs)]
     finally:
         _cache.flush()
 

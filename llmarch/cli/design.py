@@ -81,7 +81,10 @@ def _table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "d_ff": r["d_ff"],
             "attention": r["attention"],
             "KV/token": format_bytes(r["kv_bytes_per_token"]),
+            "train MFU": None if r["training_mfu"] is None
+            else f"{r['training_mfu']:.2f}" + (" plan" if r["training_cost_model"] == "plan" else ""),
             "train GPU-h": count(r["training_gpu_hours"]),
+            "days": None if r["training_days"] is None else f"{r['training_days']:.3g}",
             "train $": count(r["training_usd"], "$"),
             "serve TP": r["serving_tp"],
             "$/M tokens": None if r["serving_usd_per_million_tokens"] is None

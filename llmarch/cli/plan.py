@@ -50,8 +50,11 @@ def _print_table(record: dict[str, Any], notes: list[str], fmt: OutputFormat, ou
         f"{record['seq_len']} tokens, {record['dtype']}; {record['n_fitting']} of {record['n_candidates']} "
         "configurations fit; mfu = llmarch causal FLOPs, mfu_palm = 6N + 12LHQT"
     )
+    if fmt is OutputFormat.csv:
+        render(record["plans"], [], fmt=fmt, output=output, json_key="plans")
+        return
     render(rows, list(_COLUMNS), fmt=fmt, output=output, json_key="plans", title=title)
-    if output is None and notes:
+    if fmt is OutputFormat.table and output is None and notes:
         best = record["plans"][0]["breakdown"]
         parts = ", ".join(f"{k.replace('_', ' ')} {v:.3g} s" for k, v in best.items() if v > 0)
         typer.echo(f"#1 step: {parts}")

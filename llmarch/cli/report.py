@@ -10,7 +10,7 @@ import typer
 
 from llmarch.cli._app import EXIT_THRESHOLD, app, handle_errors, resolve_specs
 from llmarch.core import defaults
-from llmarch.core.io import read_json_file, write_atomic
+from llmarch.core.io import ensure_folder, read_json_file, write_atomic, writes_through
 
 if TYPE_CHECKING:
     from llmarch.report.collect import ReportData
@@ -165,8 +165,8 @@ def _write(data: ReportData, target: Path, fmt: ReportFormat, *, images: bool) -
     folder = target.parent if str(target.parent) else Path(".")
     assets = f"{target.stem}_assets"
     paths = {}
-    if pngs:
-        (folder / assets).mkdir(exist_ok=True)
+    if pngs and not writes_through(target):  # -o /dev/stdout: no folder beside it for the images
+        ensure_folder(folder / assets, what="--output assets")
         for name, png in pngs.items():
             write_atomic(folder / assets / f"{name}.png", png)
             paths[name] = f"{assets}/{name}.png"

@@ -41,7 +41,14 @@ def fraction(name: str, value: Any, *, example: str = "0.4 = 40%") -> float:
     return number
 
 
+#: Largest count accepted anywhere (2**53: exact as a float, so no result overflows to inf).
+MAX_COUNT = 2**53
+
+
 def positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidValueError(f"{name} must be a positive integer, got {value!r}")
+    if value > MAX_COUNT:
+        digits = int(value.bit_length() * 0.30103) + 1
+        raise InvalidValueError(f"{name} must be at most 2**53 = {MAX_COUNT}, got about {digits} digits")
     return value

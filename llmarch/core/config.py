@@ -277,6 +277,9 @@ class ArchConfig:
             data["n_kv_heads"] = data["n_heads"]
         if data.get("d_head") is None:
             n_heads, d_model = data["n_heads"], data["d_model"]
+            for name in ("d_model", "n_heads"):
+                if isinstance(data[name], int) and not isinstance(data[name], bool) and data[name] <= 0:
+                    raise InvalidConfigError(f"must be a positive integer, got {data[name]}", origin=origin, field=name)
             if isinstance(n_heads, int) and isinstance(d_model, int) and n_heads > 0 and d_model % n_heads == 0:
                 data["d_head"] = d_model // n_heads
             else:
@@ -368,6 +371,8 @@ class ArchConfig:
             fail("d_head_v", f"must be positive, got {self.d_head_v}")
         self._validate_moe(fail)
         self._validate_mla(fail)
+        _validate_limits_and_text(self, fail)
+        _validate_training(self.training, fail)
         if self.reference_params is not None and self.reference_params <= 0:
             fail("reference_params", "must be a positive parameter count")
 
@@ -466,6 +471,70 @@ class ArchConfig:
             fail("mla_kv_rank", "multi-head latent attention is only supported for decoder-only architectures")
 
 
+#: Largest integer a field takes (2**53: every count stays exact as a float, and nothing overflows).
+MAX_INT = 2**53
+#: Largest magnitude of a real-valued field (a learning rate, rope_theta, training tokens).
+MAX_REAL = 1e30
+#: Most layers per stack (calculators walk the layers; the deepest published model has a few hundred).
+MAX_LAYERS = 100_000
+#: Text fields shown as one line (in tables, headings, links): no control characters at all.
+_ONE_LINE_FIELDS = frozenset({"name", "family", "source", "hf_id"})
+
+
+def _validate_limits_and_text(config: "ArchConfig", fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    """Layer counts, years and distances in range; names and other text hold no control characters (escape
+    sequences, carriage returns, bidi overrides); descriptions and notes may keep line breaks and tabs."""
+    from llmarch.core.text import has_control
+
+    for name in ("n_layers", "n_encoder_layers"):
+        if getattr(config, name) > MAX_LAYERS:
+            fail(name, f"must be at most {MAX_LAYERS}, got {getattr(config, name)}")
+    if config.relative_attention_max_distance is not None and config.relative_attention_max_distance <= 0:
+        fail(
+            "relative_attention_max_distance",
+            f"must be a positive distance, got {config.relative_attention_max_distance}",
+        )
+    if config.year is not None and not 1900 <= config.year <= 2200:
+        fail("year", f"must be a year like 2023, got {config.year}")
+    texts = [(name, getattr(config, name)) for name in FIELD_NAMES]
+    texts += [(f"training.{name}", getattr(config.training, name)) for name in TRAINING_FIELD_NAMES]
+    for name, value in texts:
+        if not isinstance(value, str) or value.isprintable():  # isprintable: the fast common case
+            continue
+        checked = value if name in _ONE_LINE_FIELDS else value.replace("\n", " ").replace("\t", " ")
+        if has_control(checked):
+            fail(name, "must not contain control characters (escape sequences, carriage returns, line breaks)")
+
+
+#: Training facts: (lowest allowed, whether the lowest is excluded, highest allowed or None).
+_TRAINING_RANGES: dict[str, tuple[float, bool, float | None]] = {
+    "tokens": (0, False, None),
+    "global_batch_tokens": (0, True, None),
+    "global_batch_seqs": (0, True, None),
+    "seq_len": (0, True, None),
+    "steps": (0, True, None),
+    "learning_rate": (0, True, None),
+    "warmup_steps": (0, False, None),
+    "adam_beta1": (0, False, 1),
+    "adam_beta2": (0, False, 1),
+    "adam_eps": (0, True, None),
+    "weight_decay": (0, False, None),
+    "grad_clip": (0, True, None),
+    "dropout": (0, False, 1),
+}
+
+
+def _validate_training(training: "TrainingMeta", fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    """Published training facts are in range: counts positive, betas and dropout in [0, 1)."""
+    for name, (low, open_low, high) in _TRAINING_RANGES.items():
+        value = getattr(training, name)
+        if value is None:
+            continue
+        if value < low or (open_low and value == low) or (high is not None and value >= high):
+            interval = f"{'(' if open_low else '['}{low}, {high if high is not None else 'inf'})"
+            fail(f"training.{name}", f"must be in {interval}, got {value!r}")
+
+
 _FIELDS = {f.name: f for f in dataclasses.fields(ArchConfig)}
 
 FIELD_NAMES: tuple[str, ...] = tuple(_FIELDS)
@@ -541,7 +610,9 @@ def _check_number(value: Any, *, integer: bool) -> tuple[bool, Any]:
             value = parse_count(value)
         except InvalidValueError:
             return False, value
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        return False, value
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > MAX_REAL:
         return False, value
     if integer:
         if isinstance(value, float):
@@ -565,6 +636,21 @@ def describe_type(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+def _range_note(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    limit = MAX_INT if isinstance(value, int) else MAX_REAL
+    return f" of magnitude at most {limit:.4g}" if not abs(value) <= limit else ""
+
+
+def _shown(value: Any) -> str:
+    """repr() of a value for an error message, bounded (a 5000-digit integer has no repr in Python 3.11+)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _build(cls: type, data: dict[str, Any], *, origin: str | None, prefix: str = "") -> Any:
     hints = _hints(cls)
     names = hints.keys()
@@ -582,7 +668,9 @@ def _build(cls: type, data: dict[str, Any], *, origin: str | None, prefix: str =
         ok, converted = _check_value(value, hints[key])
         if not ok:
             raise InvalidConfigError(
-                f"expected {describe_type(hints[key])}, got {value!r}", origin=origin, field=prefix + key
+                f"expected {describe_type(hints[key])}{_range_note(value)}, got {_shown(value)}",
+                origin=origin,
+                field=prefix + key,
             )
         kwargs[key] = converted
     missing = [

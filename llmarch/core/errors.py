@@ -36,3 +36,7 @@ class InvalidConfigError(LlmarchError):
 
 class InvalidValueError(LlmarchError):
     """A command-line or API value that is malformed or out of range (a size, a dtype, a count)."""
+
+
+class LlmarchWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one line)."""

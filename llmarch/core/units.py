@@ -51,6 +51,8 @@ _BYTE_SUFFIX = {
     "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
     "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
 }  # fmt: skip
+#: Largest count or size parsed (10^50: far beyond any compute budget, yet products of a few stay finite).
+MAX_QUANTITY = 1e50
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
 
 
@@ -70,6 +72,8 @@ def parse_count(text: str | int | float, *, what: str = "value") -> float:
         value = float(match.group(1)) * _COUNT_SUFFIX[match.group(2).lower()]
     if not math.isfinite(value) or value < 0:
         raise InvalidValueError(f"{what}: must be a finite, non-negative number, got {text!r}")
+    if value > MAX_QUANTITY:
+        raise InvalidValueError(f"{what}: {text!r} is larger than {MAX_QUANTITY:g}; results would overflow")
     return value
 
 
@@ -85,6 +89,8 @@ def parse_bytes(text: str | int | float, *, what: str = "size") -> float:
         value = float(match.group(1)) * (_BYTE_SUFFIX[suffix] if suffix else 1)
     if not math.isfinite(value) or value < 0:
         raise InvalidValueError(f"{what}: must be a finite, non-negative size, got {text!r}")
+    if value > MAX_QUANTITY:
+        raise InvalidValueError(f"{what}: {text!r} is larger than {MAX_QUANTITY:g} bytes; results would overflow")
     return value
 
 

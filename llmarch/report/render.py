@@ -7,24 +7,27 @@ import html
 from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
+from llmarch.core.text import has_control, printable
 from llmarch.report.blocks import FIGURES, Block, Bullets, Cell, Details, Figure, Heading, Link, Paragraph, Table
+from llmarch.report.tables import md_escape, md_line
 
 # -- Markdown ---------------------------------------------------------------------------------------------
-
-#: Characters that start inline Markdown constructs (emphasis, code, links, HTML, tables, math, strike-
-#: through, entities); escaped with a backslash wherever text is written.
-_MD_SPECIAL = set("\\`*_[]<>|$~&")
+# Text is escaped by llmarch.report.tables.md_escape (inline) and md_line (a line's start): no raw HTML, no
+# links or images, no line breaks, no control characters, whatever a preset's name or source holds.
 
 
-def md_escape(text: str) -> str:
-    """Text as literal Markdown: special characters backslash-escaped, line breaks as spaces."""
-    text = " ".join(text.split("\n"))
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+def safe_url(url: str) -> str | None:
+    """`url` fit for a link target, or None: http(s) only (no javascript:, data:, file:), no blanks or control
+    characters, and every character that could close a Markdown link or an HTML attribute percent-encoded."""
+    if not url.lower().startswith(("https://", "http://")) or any(ch.isspace() for ch in url) or has_control(url):
+        return None
+    return quote(url, safe=":/?#@!$&'*+,;=%~-._")  # not ( ) < > [ ] " ` \ or spaces
 
 
 def _md_cell(cell: Cell) -> str:
     if isinstance(cell, Link):
-        return f"[{md_escape(cell.text)}](<{cell.url}>)"
+        url = safe_url(cell.url)
+        return f"[{md_escape(cell.text)}]({url})" if url else md_escape(cell.text)
     return md_escape(cell)
 
 
@@ -39,21 +42,21 @@ def _md_blocks(blocks: Sequence[Block], images: Mapping[str, str]) -> list[str]:
     out: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
-            out.append("#" * block.level + " " + md_escape(block.text))
+            out.append("#" * block.level + " " + md_line(block.text))
         elif isinstance(block, Paragraph):
-            out.append(md_escape(block.text))
+            out.append(md_line(block.text))
         elif isinstance(block, Bullets):
-            out.append("\n".join("- " + md_escape(item) for item in block.items))
+            out.append("\n".join("- " + md_line(item) for item in block.items))
         elif isinstance(block, Table):
             out.append(_md_table(block))
         elif isinstance(block, Figure):
             if block.name in images:
                 out.append(f"![{md_escape(FIGURES[block.name])}]({quote(images[block.name])})")
-                out.append("*" + md_escape(block.caption) + "*")
+                out.append("*" + md_escape(block.caption).strip() + "*")
         elif isinstance(block, Details):
             # GitHub renders Markdown inside <details> when blank lines separate it from the tags.
             inner = _md_blocks(block.blocks, images)
-            out.append(f"<details>\n<summary>{html.escape(block.summary)}</summary>\n\n" + "\n\n".join(inner)
+            out.append(f"<details>\n<summary>{_html_text(block.summary)}</summary>\n\n" + "\n\n".join(inner)
                        + "\n\n</details>")  # fmt: skip
     return out
 
@@ -92,17 +95,23 @@ def _slug(text: str, used: set[str]) -> str:
     return slug
 
 
+def _html_text(text: str) -> str:
+    """Text as HTML: markup escaped, control characters made visible (a terminal may still show the file)."""
+    return html.escape(printable(text), quote=True)
+
+
 def _html_cell(cell: Cell) -> str:
     if isinstance(cell, Link):
-        return f'<a href="{html.escape(cell.url, quote=True)}">{html.escape(cell.text)}</a>'
-    return html.escape(cell)
+        url = safe_url(cell.url)
+        return f'<a href="{url}">{_html_text(cell.text)}</a>' if url else _html_text(cell.text)
+    return _html_text(cell)
 
 
 def _html_table(t: Table) -> str:
     def cls(numeric: bool) -> str:
         return ' class="num"' if numeric else ""
 
-    head = "".join(f"<th{cls(n)}>{html.escape(h)}</th>" for h, n in zip(t.headers, t.numeric, strict=True))
+    head = "".join(f"<th{cls(n)}>{_html_text(h)}</th>" for h, n in zip(t.headers, t.numeric, strict=True))
     body = "\n".join(
         "<tr>" + "".join(f"<td{cls(n)}>{_html_cell(c)}</td>" for c, n in zip(row, t.numeric, strict=True)) + "</tr>"
         for row in t.rows
@@ -114,23 +123,23 @@ def _html_blocks(blocks: Sequence[Block], images: Mapping[str, bytes], used: set
     out: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
-            out.append(f'<h{block.level} id="{_slug(block.text, used)}">{html.escape(block.text)}</h{block.level}>')
+            out.append(f'<h{block.level} id="{_slug(block.text, used)}">{_html_text(block.text)}</h{block.level}>')
         elif isinstance(block, Paragraph):
-            out.append(f"<p>{html.escape(block.text)}</p>")
+            out.append(f"<p>{_html_text(block.text)}</p>")
         elif isinstance(block, Bullets):
-            out.append("<ul>\n" + "\n".join(f"<li>{html.escape(i)}</li>" for i in block.items) + "\n</ul>")
+            out.append("<ul>\n" + "\n".join(f"<li>{_html_text(i)}</li>" for i in block.items) + "\n</ul>")
         elif isinstance(block, Table):
             out.append(_html_table(block))
         elif isinstance(block, Figure):
             if block.name in images:
                 data = base64.b64encode(images[block.name]).decode("ascii")
                 out.append(
-                    f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(FIGURES[block.name])}">'
-                    f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{_html_text(FIGURES[block.name])}">'
+                    f"<figcaption>{_html_text(block.caption)}</figcaption></figure>"
                 )
         elif isinstance(block, Details):
             inner = "\n".join(_html_blocks(block.blocks, images, used))
-            out.append(f"<details>\n<summary>{html.escape(block.summary)}</summary>\n{inner}\n</details>")
+            out.append(f"<details>\n<summary>{_html_text(block.summary)}</summary>\n{inner}\n</details>")
     return out
 
 
@@ -143,6 +152,6 @@ def render_html(blocks: Sequence[Block], *, images: Mapping[str, bytes] | None =
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>\n{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{_html_text(title)}</title>\n<style>\n{_CSS}</style>\n</head>\n<body>\n<main>\n"
         f"{body}\n</main>\n</body>\n</html>\n"
     )

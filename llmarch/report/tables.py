@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -16,6 +17,7 @@ from typing import Any
 
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.io import write_atomic
+from llmarch.core.text import printable
 from llmarch.report.format import format_cell, format_count
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -127,6 +129,22 @@ def to_json(document: Any) -> str:
     return "{\n" + ",\n".join(members) + "\n}\n"
 
 
+def check_finite(records: Sequence[Mapping[str, Any]]) -> None:
+    """Raise InvalidValueError if a result is infinite or NaN (an input so large that a float overflowed):
+    a table must never show 'inf' as if it were a number."""
+    import math
+
+    stack: list[tuple[str, Any]] = [(str(r.get("name", "")), r) for r in records]
+    while stack:
+        where, node = stack.pop()
+        items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidValueError(f"{where}: {key} is {value}: an input is too large; use realistic values")
+            if isinstance(value, (Mapping, list)):
+                stack.append((where, value))
+
+
 def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
     """Validate requested columns against the records' keys (raises InvalidValueError naming the bad one)."""
     if not records:
@@ -142,22 +160,76 @@ def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) ->
     return list(columns)
 
 
+#: Characters that start inline Markdown (emphasis, code, links, images, raw HTML, tables, math, strikethrough,
+#: entities; ">" only matters at the start of a line, see md_line): backslash-escaped wherever text is written.
+_MD_SPECIAL = frozenset("\\`*_[]|$~&")
+#: Every way to end a line (CR alone ends one for CommonMark; VT, FF, NEL and U+2028/9 for some renderers).
+_LINE_BREAKS = re.compile("\r\n|[\r\n\v\f\x85\u2028\u2029]")
+#: What starts a block at the beginning of a line: heading, quote, list item, setext underline, ordered item.
+_MD_BLOCK_START = re.compile(r"^([#>+\-=]|\d+(?=[.)]))")
+
+
+def md_escape(text: str) -> str:
+    """Text as literal inline Markdown on one line: line breaks become spaces, control characters are made
+    visible, and inline constructs (links, images, raw HTML, emphasis, code, table pipes) are backslash-escaped."""
+    text = printable(_LINE_BREAKS.sub(" ", str(text)))
+    out = []
+    for i, ch in enumerate(text):
+        # An underscore inside a word (device_check) never starts emphasis in GFM: left as it is, readable.
+        intraword = ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        if ch == "<":
+            out.append("&lt;")  # no raw HTML, and no "<tag" left in the file for a naive filter to miss
+        elif ch == "(" and out and out[-1] == "\\]":
+            out.append("\\(")  # "\](" could still read as a link target to a lenient renderer
+        else:
+            out.append("\\" + ch if ch in _MD_SPECIAL and not intraword else ch)
+    return "".join(out)
+
+
+def md_line(text: str) -> str:
+    """`md_escape` for text that starts a line (a paragraph, list item or heading): a leading block marker
+    ('#', '>', '-', '+', '=', '1.') is escaped too, and leading blanks (an indented code block) dropped."""
+    escaped = md_escape(text).lstrip()
+    match = _MD_BLOCK_START.match(escaped)
+    if match is None:
+        return escaped
+    if match.group(1)[0].isdigit():
+        end = match.end()
+        return escaped[:end] + "\\" + escaped[end:]
+    return "\\" + escaped
+
+
 def to_markdown(records: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> str:
-    """A GitHub-flavoured Markdown table (suitable for a CI job summary)."""
-    header = [LABELS.get(c, c) for c in columns]
-    lines = [f"### {title}", ""] if title else []
+    """A GitHub-flavoured Markdown table (suitable for a CI job summary); every cell escaped (`md_escape`)."""
+    header = [md_escape(LABELS.get(c, c)) for c in columns]
+    lines = [f"### {md_line(title)}", ""] if title else []
     lines.append("| " + " | ".join(header) + " |")
     numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in records) for c in columns]
     lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
     for record in records:
-        cells = [format_cell(c, record.get(c)).replace("|", "\\|") for c in columns]
+        cells = [md_escape(format_cell(c, record.get(c))) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+#: A cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV injection").
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a leading formula character gets a "'" before it, and
+    control characters are made visible. Numbers pass unchanged (a negative number is not a formula)."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_CSV_FORMULA_START):
+        value = "'" + value
+    return printable(value)
+
+
 def to_csv(records: Sequence[dict[str, Any]]) -> str:
     """CSV of the full records: nested objects flattened to 'breakdown.attention.q' style columns (the union
-    of every record's keys, in order of appearance), whole numbers without '.0', lists as JSON, none empty."""
+    of every record's keys, in order of appearance), whole numbers without '.0', lists as JSON, none empty.
+    Text cells and headers pass through `csv_safe` (no formulas, no control characters)."""
     import csv
     import io
 
@@ -165,7 +237,7 @@ def to_csv(records: Sequence[dict[str, Any]]) -> str:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow([csv_safe(c) for c in columns])
     for row in rows:
         writer.writerow([_csv_cell(row.get(c)) for c in columns])
     return buffer.getvalue()
@@ -186,21 +258,34 @@ def _csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, (list, tuple, Mapping)):
         return json.dumps(value)
+    if isinstance(value, str):
+        return csv_safe(value)
     return str(value)
 
 
 def rich_table(records: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold", show_lines=False)
+    table = Table(title=rich_text(title) if title else None, header_style="bold", show_lines=False)
     for col in columns:
         numeric = any(isinstance(r.get(col), (int, float)) and not isinstance(r.get(col), bool) for r in records)
         table.add_column(
-            LABELS.get(col, col), justify="right" if numeric else "left", no_wrap=col == "name", overflow="fold"
+            rich_text(LABELS.get(col, col)),
+            justify="right" if numeric else "left",
+            no_wrap=col == "name",
+            overflow="fold",
         )
     for record in records:
-        table.add_row(*(format_cell(c, record.get(c)) for c in columns))
+        table.add_row(*(rich_text(format_cell(c, record.get(c))) for c in columns))
     return table
+
+
+def rich_text(value: Any, *, style: str = "") -> Any:
+    """A rich Text that shows `value` literally: no markup ('[kv=8]' stays, '[/]' cannot raise), control
+    characters made visible."""
+    from rich.text import Text
+
+    return Text(printable(str(value)), style=style)
 
 
 def print_rich(renderable: Any) -> None:
@@ -253,7 +338,7 @@ def show_renderable(record: dict[str, Any]) -> Any:
     from rich.tree import Tree
 
     config = record["config"]
-    fields = Table(title=record["name"], show_header=False, box=None, pad_edge=False)
+    fields = Table(title=rich_text(record["name"]), show_header=False, box=None, pad_edge=False)
     fields.add_column("field", style="bold")
     fields.add_column("value", overflow="fold")
     for key, value in config.items():
@@ -261,13 +346,14 @@ def show_renderable(record: dict[str, Any]) -> Any:
             continue
         if value in (None, "", False, 0) and key not in ("tie_embeddings", "final_norm"):
             continue  # feature absent: keep the view short; JSON has every field
-        fields.add_row(key, format_cell(key, value))
+        fields.add_row(rich_text(key), rich_text(format_cell(key, value)))
     for key, value in record["derived"].items():
         if value not in (None, 0, False):
-            fields.add_row(f"[dim]{key}[/dim]", format_cell(key, value))
+            fields.add_row(rich_text(key, style="dim"), rich_text(format_cell(key, value)))
     for key, value in config["training"].items():
         if value is not None:
-            fields.add_row(f"training.{key}", format_cell(key if key != "tokens" else "training_tokens", value))
+            shown = format_cell(key if key != "tokens" else "training_tokens", value)
+            fields.add_row(rich_text(f"training.{key}"), rich_text(shown))
 
     params = record["params"]
     total = params["total"]
