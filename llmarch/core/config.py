@@ -259,7 +259,7 @@ class ArchConfig:
 
             key = unknown[0]
             close = difflib.get_close_matches(key, list(_FIELDS), n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else "; see 'llmarch show --fields' for the schema"
+            hint = f"; did you mean '{close[0]}'?" if close else "; run 'llmarch schema' for the fields"
             raise InvalidConfigError(f"unknown field{hint}", origin=origin, field=key)
         training = data.pop("training", None)
         if training is None:
