@@ -16,6 +16,7 @@ from llmarch.calc.plan import (
     palm_flops_per_token,
     plan_training,
 )
+from llmarch.calc.flops import training_flops_per_token
 from llmarch.calc.training_memory import training_memory
 from llmarch.catalog.hardware import accelerator, accelerator_names
 from llmarch.catalog.presets import load
@@ -206,3 +207,16 @@ def test_every_catalog_gpu_plans_a_small_model(gpu: str) -> None:
     with_rows = {"a100-40gb", "a100-80gb", "a100-80gb-pcie", "h100-sxm", "h100-nvl", "h100-pcie", "h200", "b200",
                  "gb200", "mi300x"}  # fmt: skip
     assert (result.assumptions["efficiency_row"] == "generic") == (gpu not in with_rows)
+
+
+def test_encoder_decoder_mfu_counts_source_and_target_tokens() -> None:
+    # A plan position of an encoder-decoder runs through both stacks (a source and a target token), while
+    # training_flops_per_token averages over the 2 S tokens: the causal MFU once was half the PaLM one.
+    config = load("t5-3b")
+    best = plan_training(config, gpu="h100-sxm", n_gpus=8, global_batch=64, seq_len=512, top=1).best
+    assert best is not None
+    per_position = 2 * training_flops_per_token(config, 512)
+    peak = accelerator("h100-sxm").peak("bf16")
+    assert best.mfu == pytest.approx(best.tokens_per_s_per_gpu * per_position / peak)
+    # The two conventions differ only in the attention term (causal halving, cross-attention): < 15% here.
+    assert 0.85 < best.mfu / best.mfu_palm < 1.15

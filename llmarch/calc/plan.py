@@ -303,11 +303,22 @@ def palm_flops_per_token(config: ArchConfig, seq_len: int, *, recompute: str = "
     return 6.0 * n + attention + extra
 
 
+def causal_flops_per_position(config: ArchConfig, seq_len: int, *, recompute: Recompute = "none") -> float:
+    """Training FLOPs per sequence position in llmarch's causal convention, the unit of the plan's tokens.
+
+    Decoder-only: `training_flops_per_token`. An encoder-decoder sequence of `seq_len` positions is a source
+    and a target of `seq_len` tokens each (the plan runs every position through both stacks), while
+    `training_flops_per_token` averages over those 2 x seq_len tokens: twice that per position.
+    """
+    tokens_per_position = 2.0 if config.is_encoder_decoder else 1.0
+    return tokens_per_position * training_flops_per_token(config, seq_len, recompute=recompute)
+
+
 def _flops_table(config: ArchConfig, seq_len: int) -> dict[str, tuple[float, float]]:
-    """recompute -> (causal FLOPs per token, PaLM FLOPs per token)."""
+    """recompute -> (causal FLOPs per position, PaLM FLOPs per position)."""
     modes: tuple[Recompute, ...] = ("none", "selective", "full")
     return {
-        r: (training_flops_per_token(config, seq_len, recompute=r), palm_flops_per_token(config, seq_len, recompute=r))
+        r: (causal_flops_per_position(config, seq_len, recompute=r), palm_flops_per_token(config, seq_len, recompute=r))
         for r in modes
     }
 
@@ -497,7 +508,7 @@ def check_run(run: Mapping[str, Any], config: ArchConfig) -> RunCheck:
     measured = run.get("measured_tokens_per_s_per_gpu")
     if measured is None:
         peak = accelerator(run["gpu"]).peak(run.get("options", {}).get("dtype", "bf16"))
-        measured = run["measured_mfu"] * peak / training_flops_per_token(config, run["seq_len"])
+        measured = run["measured_mfu"] * peak / causal_flops_per_position(config, run["seq_len"])
     return RunCheck(run["name"], float(measured), plan.tokens_per_s_per_gpu, plan)
 
 
