@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from llmarch.calc.flops import training_flops_per_token
 from llmarch.calc.plan import (
     check_run,
     evaluate_plan,
@@ -16,7 +17,6 @@ from llmarch.calc.plan import (
     palm_flops_per_token,
     plan_training,
 )
-from llmarch.calc.flops import training_flops_per_token
 from llmarch.calc.training_memory import training_memory
 from llmarch.catalog.hardware import accelerator, accelerator_names
 from llmarch.catalog.presets import load
