@@ -324,6 +324,15 @@ def test_a_model_that_does_not_fit_says_what_would() -> None:
     assert [r["fits"] for r in rows] == [False, True] and rows[0]["ttft_s"] is None
 
 
+def test_a_given_batch_that_does_not_fit_names_that_batch() -> None:
+    # The sizes in the message are those of the requested batch, so the message must not say "at batch 1".
+    e = estimate_inference(load("llama-2-70b"), "h100-sxm", batch=64, batching="static")
+    assert not e.fits and e.max_batch == 0 and e.batch == 64
+    message = e.fit_message()
+    assert message.startswith("llama-2-70b: batch 64 does not fit one h100-sxm at 2048+512 tokens (")
+    assert "even at batch 1" not in message and "nor does batch 1; it would fit with --tp 2" in message
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -135,6 +135,11 @@ class InferenceEstimate:
                 f"tokens ({need} > {usable}); the largest batch that fits is {self.max_batch}"
             )
         hint = "; it would fit with " + " or ".join(self.suggestions) if self.suggestions else ""
+        if self.batch > 1:  # `need` is at the requested batch; say so, and that batch 1 fails too
+            return (
+                f"{self.name}: batch {self.batch} does not fit {where} at {self.prompt_len}+{self.generate_len} "
+                f"tokens ({need} > {usable}), nor does batch 1{hint}"
+            )
         return (
             f"{self.name} does not fit {where} even at batch 1 and {self.prompt_len}+{self.generate_len} tokens "
             f"({need} > {usable}){hint}"
