@@ -459,3 +459,20 @@ def test_parallel_configuration_uses_the_plan_throughput() -> None:
     code, out, _ = invoke("estimate-cost", "llama-2-70b", "--gpu", "a100-80gb", "--n-gpus", "512", "--global-batch",
                           "1024", "--tp", "8", "--format", "json")  # fmt: skip
     assert code == 0 and json.loads(out)["estimates"][0]["gpu_hours"] == pytest.approx(estimate.gpu_hours)
+
+
+def test_rope_extended_presets_are_costed_at_their_pretraining_length() -> None:
+    # Llama 3.1 was pre-trained on 8K sequences and extended to 128K only at the end (Llama Team 2024,
+    # arXiv:2407.21783, sections 3.4.1-3.4.2); the preset has no training.seq_len, so the default comes from
+    # rope_original_max_seq_len (8192), not max_seq_len (131072), and equals Llama 3 8B's same-shape cost.
+    llama31, llama3 = load("llama-3.1-8b"), load("llama-3-8b")
+    assert llama31.training.seq_len is None and llama31.rope_original_max_seq_len == 8192
+    e31 = cost.estimate_training_cost(llama31, gpu="h100-sxm")
+    e3 = cost.estimate_training_cost(llama3, gpu="h100-sxm")
+    assert e31.assumptions["seq_len"] == 8192
+    assert e31.assumptions["seq_len_source"] == "preset rope_original_max_seq_len"
+    assert e31.training_flops == pytest.approx(e3.training_flops)
+    # Llama 4 Scout (10M context, 8K before the llama3 RoPE extension): once ~40x too expensive.
+    scout = cost.estimate_training_cost(load("llama-4-scout"), gpu="h100-sxm")
+    assert scout.assumptions["seq_len"] == 8192
+    assert scout.training_flops < 2 * six_nd(count_params(load("llama-4-scout")).active, 4.0e13)

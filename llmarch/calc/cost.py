@@ -29,6 +29,7 @@ from typing import Any
 
 from llmarch.calc.flops import RECOMPUTE_MODES, Recompute, chinchilla_tokens, six_nd, training_flops_per_token
 from llmarch.calc.params import count_params
+from llmarch.calc.training_memory import training_seq_len, training_seq_len_source
 from llmarch.catalog.hardware import (
     Accelerator,
     GridIntensity,
@@ -362,10 +363,9 @@ def estimate_training_cost(
         defaults.append("dtype")
     dtype = canonical_peak_dtype(dtype or DEFAULT_DTYPE)
     peak = acc.peak(dtype)
-    seq_source = "given" if seq_len is not None else ("preset training.seq_len" if config.training.seq_len
-                                                      else "preset max_seq_len")  # fmt: skip
+    seq_source = "given" if seq_len is not None else training_seq_len_source(config)
     if seq_len is None:
-        seq_len = config.training.seq_len or config.max_seq_len
+        seq_len = training_seq_len(config)
         defaults.append("seq_len")
     if recompute not in RECOMPUTE_MODES:
         raise InvalidValueError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
@@ -425,7 +425,7 @@ def implied_utilization(
 
     acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
     n_tokens, tokens_source = resolve_tokens(config, tokens)
-    seq_len = seq_len or config.training.seq_len or config.max_seq_len
+    seq_len = seq_len or training_seq_len(config)
     peak = acc.peak(canonical_peak_dtype(dtype or DEFAULT_DTYPE))
     device_flops = positive("--gpu-hours", gpu_hours) * SECONDS_PER_HOUR * peak
     model = training_flops(config, n_tokens, seq_len=seq_len)
