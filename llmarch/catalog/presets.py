@@ -655,8 +655,6 @@ def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     from llmarch.core.config import TrainingMeta
 
     def defaults(cls: type) -> dict[str, Any]:
-        return {
-            f.name: _REQUIRED if f.default is dataclasses.MISSING else f.default for f in dataclasses.fields(cls)
-        }
+        return {f.name: _REQUIRED if f.default is dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
 
     return defaults(ArchConfig), defaults(TrainingMeta)
