@@ -12,6 +12,7 @@ def _isolated_preset_path(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     """Tests see only the shipped presets unless they set LLMARCH_PRESET_PATH themselves, and parse
     preset files afresh into a per-session cache folder (never the user's)."""
     monkeypatch.delenv(presets.PRESET_PATH_ENV, raising=False)
+    monkeypatch.delenv("LLMARCH_CATALOG", raising=False)  # only the shipped accelerators, regions and prices
     monkeypatch.setenv(presets.CACHE_ENV, str(tmp_path_factory.getbasetemp() / "llmarch-cache"))
     presets._cache.entries = None
     presets._validated_cache.entries = None

@@ -184,6 +184,8 @@ BAD_YAML = {
     "negative warmup": (TINY + "training:\n  warmup_steps: -1\n", "training.warmup_steps"),
     "training not a mapping": (TINY + "training: 5\n", "training"),
     "unknown training fact": (TINY + "training:\n  tokns: 5\n", "training.tokns"),
+    "year": (TINY + "year: -5\n", "year"),
+    "negative relative distance": (TINY + "relative_attention_max_distance: -1\n", "relative_attention_max_distance"),
     "too many layers": (TINY.replace("n_layers: 2", "n_layers: 100001"), "n_layers"),
     "string layers": (TINY.replace("n_layers: 2", "n_layers: many"), "n_layers"),
     "bool layers": (TINY.replace("n_layers: 2", "n_layers: true"), "n_layers"),
@@ -713,6 +715,15 @@ def test_read_only_folder_by_mode(tmp_path: Path) -> None:
         folder.chmod(0o755)
 
 
+@pytest.mark.skipif(IS_ROOT, reason="root may write any file")
+def test_read_only_file_is_not_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "locked.json"
+    out.write_text("keep")
+    out.chmod(0o444)
+    assert_clean_error(*cli("compare", "gpt-2", "-o", str(out)), contains="read-only")
+    assert out.read_text() == "keep"
+
+
 def test_report_assets_path_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "r_assets").write_text("mine")
     assert_clean_error(*cli("report", "gpt-2", "-o", str(tmp_path / "r.md")), contains="r_assets")
@@ -871,7 +882,6 @@ def assert_clean_process(proc: Any, *, exit_code: int = 1, contains: str = "") -
     assert_clean_error(proc.returncode, proc.stdout, proc.stderr, contains=contains, exit_code=exit_code)
 
 
-@pytest.mark.slow
 def test_alias_bomb_under_memory_limit(tmp_path: Path) -> None:
     big = (
         "a: &a ["
@@ -884,7 +894,6 @@ def test_alias_bomb_under_memory_limit(tmp_path: Path) -> None:
     assert_clean_process(proc, contains="aliases")
 
 
-@pytest.mark.slow
 def test_fifo_and_zero_under_limits(tmp_path: Path) -> None:
     folder = _user_folder(tmp_path)
     os.mkfifo(folder / "x.yaml")
@@ -896,7 +905,6 @@ def test_fifo_and_zero_under_limits(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stderr == ""
 
 
-@pytest.mark.slow
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     env = {presets.CACHE_ENV: str(tmp_path / "cache")}
     for args, message in [
@@ -907,7 +915,6 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert_clean_process(run_limited(args, env=env), exit_code=2, contains=message)
 
 
-@pytest.mark.slow
 def test_streams(tmp_path: Path) -> None:
     env = {presets.CACHE_ENV: str(tmp_path / "cache")}
     spec = _named(tmp_path, "caf\u00e9-\u2603")

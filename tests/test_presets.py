@@ -124,9 +124,14 @@ def test_inline_override_changes_only_named_fields() -> None:
     assert variant.name == "llama-2-7b:n_kv_heads=8,sliding_window=4096"
     assert (variant.n_kv_heads, variant.sliding_window, variant.attention) == (8, 4096, "gqa")
     assert variant.reference_params is None  # the checkpoint's count no longer applies
-    assert variant.to_dict() | {"n_kv_heads": 32, "sliding_window": None, "name": base.name} == base.to_dict() | {
-        "reference_params": None, "reference_exact": False, "reference_source": "", "hf_id": None,
-    }  # fmt: skip
+    provenance = {"source": base.source, "training": base.to_dict()["training"]}
+    assert variant.to_dict() | {"n_kv_heads": 32, "sliding_window": None, "name": base.name, **provenance} == (
+        base.to_dict() | {"reference_params": None, "reference_exact": False, "reference_source": "", "hf_id": None}
+    )
+    # The variant says what changed and quotes, not claims, the base's sources.
+    assert variant.source.startswith("an inline override: llama-2-7b changes n_kv_heads, sliding_window (")
+    assert variant.training.tokens == base.training.tokens and base.training.source
+    assert variant.training.source == f"llama-2-7b's published run, not this variant's ({base.training.source})"
     # K and V shrink 4x; nothing else changes.
     delta = count_params(base).total - count_params(variant).total
     assert delta == 32 * 2 * 4096 * (32 - 8) * 128

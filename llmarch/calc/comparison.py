@@ -23,9 +23,10 @@ COLUMN_SETS: dict[str, tuple[str, ...]] = {
         "name", "params_total", "params_active", "attention", "seq_len", "flops_per_token",
         "kv_cache_bytes_per_token", "kv_cache_bytes", "weights_bytes",
     ),
-    # The course's LLaMA table: sizes, tokens, context, global batch, position embedding, attention,
-    # dimension, heads, layers, learning rate, optimizer, activation.
-    "course": (
+    # Training recipes, laid out like Table 2 of the LLaMA paper (Touvron et al. 2023, arXiv:2302.13971):
+    # sizes, tokens, context, global batch, position embedding, attention, dimension, heads, layers,
+    # learning rate, optimizer, activation.
+    "training": (
         "name", "params_total", "training_tokens", "max_seq_len", "global_batch_tokens", "position",
         "attention", "d_model", "n_heads", "n_layers", "learning_rate", "optimizer", "mlp",
     ),
@@ -34,6 +35,9 @@ COLUMN_SETS: dict[str, tuple[str, ...]] = {
         "params_attention", "params_mlp", "params_norm", "reference_params", "reference_exact",
     ),
 }  # fmt: skip
+
+#: Names column sets had before, still accepted (not listed in help): "course" is now "training".
+COLUMN_SET_ALIASES = {"course": "training"}
 
 
 def model_record(

@@ -83,7 +83,7 @@ def resolve_tokens(config: ArchConfig, tokens: str | float | None) -> tuple[floa
             raise InvalidValueError(
                 f"{config.name} has no published training tokens; pass --tokens (a count like 2T, or chinchilla)"
             )
-        return float(config.training.tokens), "published (preset training.tokens)"
+        return float(config.training.tokens), f"preset training.tokens: {config.training.source or 'no source given'}"
     if isinstance(tokens, str) and tokens.strip().lower() == "chinchilla":
         return chinchilla_tokens(config), "chinchilla (20 tokens per parameter, Hoffmann et al. 2022)"
     if isinstance(tokens, str) and tokens.strip().startswith("-"):
@@ -220,6 +220,20 @@ def _resolve_power(gpu: Accelerator | None, power_w: float | None) -> dict[str, 
     return {"power_w": None, "power_source": f"unknown ({missing}); pass --power-w for energy and CO2e"}
 
 
+def with_node_overhead(power: dict[str, Any], node_overhead_w: float | None) -> dict[str, Any]:
+    """Power per GPU with a share of the rest of its server added: CPUs, memory, NICs, switches and fans.
+
+    A GPU's TDP is not what its node draws per GPU: NVIDIA's DGX H100 is specified at ~10.2 kW maximum for
+    8 GPUs of 700 W (~1.27 kW per GPU, so ~575 W of overhead each), the DGX A100 at 6.5 kW for 8 GPUs of
+    400 W (~410 W each). None or 0 leaves the power as it is (GPU power x PUE, as LLaMA and Llama 2 counted).
+    """
+    if not node_overhead_w or power["power_w"] is None:
+        return power
+    overhead = positive("--node-overhead-w", node_overhead_w)
+    return {"power_w": power["power_w"] + overhead,
+            "power_source": f"{power['power_source']} + {overhead:g} W node overhead per GPU (given)"}  # fmt: skip
+
+
 def _resolve_price(gpu: Accelerator | None, usd_per_gpu_hour: float | None) -> dict[str, Any]:
     if usd_per_gpu_hour is not None:
         price = non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
@@ -319,6 +333,7 @@ def estimate_training_cost(
     pue: float | None = None,
     region: str | None = None,
     grid_kg_co2e_per_kwh: float | None = None,
+    node_overhead_w: float | None = None,
     global_batch: int | None = None,
     parallel: Mapping[str, Any] | None = None,
 ) -> CostEstimate:
@@ -357,6 +372,7 @@ def estimate_training_cost(
     if flops_method not in FLOPS_METHODS:
         raise InvalidValueError(f"--flops-method must be one of {', '.join(FLOPS_METHODS)}, got {flops_method!r}")
     pue, grid, power, price = _resolve_site(acc, pue, region, grid_kg_co2e_per_kwh, power_w, usd_per_gpu_hour, defaults)
+    power = with_node_overhead(power, node_overhead_w)
     hardware_flops = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute, method=flops_method)
     model_flops = training_flops(config, n_tokens, seq_len=seq_len, method=flops_method)
     planned: dict[str, Any] = {}
@@ -427,6 +443,7 @@ def footprint(
     pue: float | None = None,
     region: str | None = None,
     grid_kg_co2e_per_kwh: float | None = None,
+    node_overhead_w: float | None = None,
     gpu: str | Accelerator | None = None,
     usd_per_gpu_hour: float | None = None,
     n_gpus: int | None = None,
@@ -445,6 +462,7 @@ def footprint(
     hours = positive("--gpu-hours", gpu_hours)
     acc = None if gpu is None else (gpu if isinstance(gpu, Accelerator) else accelerator(gpu))
     pue, grid, power, price = _resolve_site(acc, pue, region, grid_kg_co2e_per_kwh, power_w, usd_per_gpu_hour, defaults)
+    power = with_node_overhead(power, node_overhead_w)
     if n_gpus is not None:
         n_gpus = _check_n_gpus(n_gpus)
     energy, co2e = _energy_and_carbon(hours, power, pue, grid)

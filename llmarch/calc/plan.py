@@ -255,9 +255,13 @@ def grid_memory(
     first = in_flight * np.take_along_axis(prefix, base[:, None], axis=1)[:, 0]
     start = base * (pp - extra)
     end = np.minimum(start + base + 1, n_layers)
-    longer = np.minimum(extra, g["grad_accum"]) * interleave * (
-        np.take_along_axis(prefix, end[:, None], axis=1)[:, 0]
-        - np.take_along_axis(prefix, start[:, None], axis=1)[:, 0]
+    longer = (
+        np.minimum(extra, g["grad_accum"])
+        * interleave
+        * (
+            np.take_along_axis(prefix, end[:, None], axis=1)[:, 0]
+            - np.take_along_axis(prefix, start[:, None], axis=1)[:, 0]
+        )
     )
     layers = np.where(extra > 0, np.maximum(first, longer), first)
     s, d = seq_len // cp, config.d_model

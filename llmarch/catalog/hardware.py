@@ -16,7 +16,7 @@ import difflib
 import functools
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -42,6 +42,130 @@ def canonical_peak_dtype(name: str) -> str:
             f"no peak throughput is catalogued for dtype {name!r}; use one of {', '.join(PEAK_DTYPES)}"
         )
     return dtype
+
+
+# -- user catalogs ------------------------------------------------------------------------------------------
+
+#: Environment variable naming user catalog files (several separated by the path separator, ':' on Unix).
+CATALOG_ENV = "LLMARCH_CATALOG"
+_given_catalogs: list[str] = []
+
+#: The shipped file of each list a user catalog may hold, and the key naming a row in it.
+_CATALOG_LISTS = {"accelerators": ("accelerators.json", "name"), "regions": ("grid_intensity.json", "region"),
+                  "prices": ("prices.json", "accelerator")}  # fmt: skip
+
+
+_flag_rows: list[dict[str, Any]] = []
+
+
+def use_gpu_overrides(
+    name: str,
+    *,
+    memory_bytes: float | None = None,
+    bandwidth_bytes_per_s: float | None = None,
+    peak_flop_per_s: Mapping[str, float] | None = None,
+) -> None:
+    """Override the memory, memory bandwidth or dense peaks of GPU `name` from now on (the CLI's --gpu-memory,
+    --gpu-bandwidth, --gpu-peak), over the catalogs; a name no catalog has becomes a GPU of its own when the
+    memory and a peak are given. `clear_gpu_overrides()` forgets them."""
+    row: dict[str, Any] = {"name": name.strip()}
+    if memory_bytes is not None:
+        row["memory_gb"] = memory_bytes / 2**30  # the catalogs' GB are JEDEC GiB
+    if bandwidth_bytes_per_s is not None:
+        row["memory_bandwidth_tb_per_s"] = bandwidth_bytes_per_s / 1e12
+    if peak_flop_per_s:
+        row["peak_tflop_per_s"] = {dtype: value / 1e12 for dtype, value in peak_flop_per_s.items()}
+    _flag_rows.append(row)
+
+
+def clear_gpu_overrides() -> None:
+    _flag_rows.clear()
+
+
+def use_catalogs(paths: list[str] | tuple[str, ...]) -> None:
+    """Read these user catalog files (after those of LLMARCH_CATALOG) from now on; [] forgets them."""
+    _given_catalogs[:] = [str(p) for p in paths]
+
+
+def user_catalogs() -> tuple[str, ...]:
+    """The user catalog files in force: LLMARCH_CATALOG's, then those given to use_catalogs (later wins)."""
+    import os
+
+    from_env = [p for p in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if p.strip()]
+    flags = ["=" + json.dumps({"accelerators": _flag_rows}, sort_keys=True)] if _flag_rows else []
+    return tuple(dict.fromkeys([*from_env, *_given_catalogs, *flags]))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_user_catalog(path: str) -> dict[str, Any]:
+    """A user catalog: a JSON or YAML mapping with any of the lists `accelerators`, `regions`, `prices`, whose
+    rows have the shipped files' fields. Unknown top-level keys are errors (a misspelt list would vanish)."""
+    import yaml
+
+    if path.startswith("="):  # overrides given as flags (use_gpu_overrides), not a file
+        return json.loads(path[1:])
+    try:
+        data = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidValueError(f"--catalog: cannot read {path!r}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidValueError(f"--catalog {path!r}: not YAML or JSON: {exc}".splitlines()[0]) from None
+    allowed = {*_CATALOG_LISTS, "schema_version", "description", "units", "currency", "unit"}
+    if not isinstance(data, dict) or not set(data) & set(_CATALOG_LISTS) or set(data) - allowed:
+        unknown = sorted(set(data) - allowed) if isinstance(data, dict) else []
+        extra = f" (unknown key {unknown[0]!r})" if unknown else ""
+        raise InvalidValueError(f"--catalog {path!r}: expected a mapping with 'accelerators', 'regions' or 'prices' "
+                                f"lists in the format of llmarch/catalog/data/*.json{extra}")  # fmt: skip
+    for key in _CATALOG_LISTS:
+        if key in data and not (isinstance(data[key], list) and all(isinstance(r, dict) for r in data[key])):
+            raise InvalidValueError(f"--catalog {path!r}: {key!r} must be a list of mappings")
+    return data
+
+
+def _user_row(row: dict[str, Any], shipped: dict[str, Any] | None, *, kind: str, path: str) -> dict[str, Any]:
+    """A user row over the shipped row of the same name (fields not given keep the shipped values), with the
+    fields a user need not write filled in: the source is the user's file."""
+    merged = {**(shipped or {}), **row}
+    if isinstance((shipped or {}).get("peak_tflop_per_s"), dict) and isinstance(row.get("peak_tflop_per_s"), dict):
+        merged["peak_tflop_per_s"] = {**shipped["peak_tflop_per_s"], **row["peak_tflop_per_s"]}  # type: ignore[index]
+    required = {"accelerators": ("name", "peak_tflop_per_s", "memory_gb"), "regions": ("region", "kg_co2e_per_kwh",
+                "year"), "prices": ("accelerator", "usd_per_gpu_hour", "as_of", "basis", "source")}[kind]  # fmt: skip
+    missing = [key for key in required if key not in merged]
+    if missing and path.startswith("="):
+        raise InvalidValueError(f"unknown GPU {row.get('name')!r}: to define it by flags, give --gpu-memory and "
+                                "--gpu-peak (and --gpu-bandwidth), or add it to a --catalog file")  # fmt: skip
+    if missing:
+        raise InvalidValueError(f"--catalog {path}: {kind} row {row.get(required[0], '?')!r}: missing {missing[0]!r}")
+    origin = "--gpu-memory/--gpu-bandwidth/--gpu-peak" if path.startswith("=") else f"user catalog {path}"
+    origin += " (over the catalog row)" if shipped else ""
+    merged["source"] = row.get("source") or origin
+    if kind == "accelerators":
+        name = str(row.get("name", ""))
+        for key, value in (("display_name", name), ("vendor", "user"), ("power_w", None),
+                           ("power_basis", "not given"), ("memory_bandwidth_tb_per_s", None)):  # fmt: skip
+            merged.setdefault(key, value)
+        merged["source_read"] = row.get("source_read") or "as written in the user catalog"
+    elif kind == "regions":
+        merged["region"] = str(merged.get("region", "")).strip().lower()
+        merged.setdefault("kind", "user")
+        merged.setdefault("name", merged["region"])
+    return merged
+
+
+def _catalog_rows(kind: str, user: tuple[str, ...]) -> list[tuple[dict[str, Any], str]]:
+    """(row, file) pairs of one list: the shipped rows, each user catalog's rows replacing or extending them
+    by name (case ignored), in order."""
+    file, key = _CATALOG_LISTS[kind]
+    rows: dict[str, tuple[dict[str, Any], str]] = {}
+    for row in _load_json(file)[kind]:
+        name = str(row.get(key, ""))
+        rows[name.casefold() if name.casefold() not in rows else f"{name}\0{len(rows)}"] = (row, file)
+    for path in user:
+        for row in _read_user_catalog(path).get(kind, []):
+            name = str(row.get(key, "")).strip().casefold()
+            shipped = rows.get(name)
+            rows[name] = (_user_row(row, shipped[0] if shipped else None, kind=kind, path=path), path)
+    return list(rows.values())
 
 
 # -- accelerators ------------------------------------------------------------------------------------------
@@ -130,22 +254,15 @@ _ACCELERATOR_KEYS = {"name", "display_name", "vendor", "peak_tflop_per_s", "memo
                      "gpus_per_node"}  # fmt: skip
 
 
-def _rows(file: str, list_key: str, id_key: str, label: str, keys: set[str]) -> Iterator[tuple[str, str, Any]]:
-    """(identifier, where for messages, row) of each row of a catalog file's list; unknown fields are errors."""
-    for row in _load_json(file)[list_key]:
-        ident = _text(row, id_key, file=file, where="row")
-        where = f"{label} {ident!r}"
-        unknown = set(row) - keys
+@functools.cache
+def _accelerators(user: tuple[str, ...] = ()) -> dict[str, Accelerator]:
+    out: dict[str, Accelerator] = {}
+    for row, file in _catalog_rows("accelerators", user):
+        name = _text(row, "name", file=file, where="row")
+        where = f"accelerator {name!r}"
+        unknown = set(row) - _ACCELERATOR_KEYS
         if unknown:
             raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
-        yield ident, where, row
-
-
-@functools.cache
-def _accelerators() -> dict[str, Accelerator]:
-    file = "accelerators.json"
-    out: dict[str, Accelerator] = {}
-    for name, where, row in _rows(file, "accelerators", "name", "accelerator", _ACCELERATOR_KEYS):
         if name in out:
             raise _fail(file, where, "listed twice")
         peaks: dict[str, float] = {}
@@ -193,11 +310,11 @@ def _accelerators() -> dict[str, Accelerator]:
 
 def accelerator_names() -> list[str]:
     """Catalog names, in catalog order (by vendor and generation)."""
-    return list(_accelerators())
+    return list(_accelerators(user_catalogs()))
 
 
 def accelerators() -> list[Accelerator]:
-    return list(_accelerators().values())
+    return list(_accelerators(user_catalogs()).values())
 
 
 def _suggest(name: str, names: list[str]) -> list[str]:
@@ -213,10 +330,13 @@ def _suggest(name: str, names: list[str]) -> list[str]:
 
 
 def accelerator(name: str) -> Accelerator:
-    """The catalog row named exactly `name`; InvalidValueError with suggestions otherwise."""
-    table = _accelerators()
+    """The catalog row named `name` (case ignored); InvalidValueError with suggestions otherwise."""
+    table = _accelerators(user_catalogs())
     if name in table:
         return table[name]
+    folded = {key.casefold(): key for key in table}
+    if name.strip().casefold() in folded:  # GPU ids ignore case: "H100-SXM" is "h100-sxm"
+        return table[folded[name.strip().casefold()]]
     close = _suggest(name, list(table))
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(f"unknown GPU {name!r}{hint} (run 'llmarch gpus' for the catalog)")
@@ -332,11 +452,15 @@ _GRID_KEYS = {"region", "kind", "name", "kg_co2e_per_kwh", "year", "source", "no
 
 
 @functools.cache
-def _grid() -> dict[str, GridIntensity]:
-    file = "grid_intensity.json"
+def _grid(user: tuple[str, ...] = ()) -> dict[str, GridIntensity]:
     out: dict[str, GridIntensity] = {}
-    for region, where, row in _rows(file, "regions", "region", "region", _GRID_KEYS):
-        if region in out or region != region.lower():
+    for row, file in _catalog_rows("regions", user):
+        region = _text(row, "region", file=file, where="row")
+        where = f"region {region!r}"
+        unknown = set(row) - _GRID_KEYS
+        if unknown:
+            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+        if region in out or region != region.lower():  # user rows are lower-cased when read
             raise _fail(file, where, "keys must be unique and lower case")
         intensity = row["kg_co2e_per_kwh"]
         if isinstance(intensity, bool) or not isinstance(intensity, (int, float)) or not 0 <= intensity < 2:
@@ -357,27 +481,35 @@ def _grid() -> dict[str, GridIntensity]:
 
 
 def grid_regions() -> list[GridIntensity]:
-    return list(_grid().values())
+    return list(_grid(user_catalogs()).values())
 
 
 def grid_intensity(region: str) -> GridIntensity:
     """Grid intensity of `region` (case-insensitive key); InvalidValueError with suggestions otherwise.
 
-    Keys: ISO-3 country codes ("fra"), US states ("us-ca"), Google Cloud regions ("gcp:us-central1"),
+    Keys: ISO-3 country codes ("fra"), US states ("us-ca"), cloud regions ("gcp:us-central1", "aws:us-east-1",
+    "azure:eastus"),
     Nordic bidding zones ("nordic:se3"), and aliases: "us" (0.385, the US average LLaMA and Llama 2
     used), "us-egrid" (eGRID2023), "world", "paper:bloom", "paper:palm", "paper:gpt-3".
     """
-    table = _grid()
+    table = _grid(user_catalogs())
     key = region.strip().lower()
     if key in table:
         return table[key]
     by_name = [g.region for g in table.values() if g.name.lower() == key]
-    close = by_name or _suggest(key, list(table))
+    close = by_name or _cloud_matches(key, list(table)) or _suggest(key, list(table))
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise InvalidValueError(
         f"unknown region {region!r}{hint} (ISO-3 country like 'fra', US state like 'us-ca', cloud region like "
-        "'gcp:us-central1'; run 'llmarch regions' for the list, or pass `grid_kg_co2e_per_kwh`)"
+        "'aws:us-east-1'; run 'llmarch regions' for the list, or pass `grid_kg_co2e_per_kwh`)"
     )
+
+
+def _cloud_matches(key: str, regions: list[str]) -> list[str]:
+    """Cloud regions whose own code is `key` ("us-east-1" -> "aws:us-east-1", "eastus" -> "azure:eastus"):
+    the provider's code spelled exactly, never a look-alike of another provider's (gcp:us-east1 is South
+    Carolina, AWS us-east-1 Virginia)."""
+    return [r for r in regions if ":" in r and r.split(":", 1)[1] == key]
 
 
 # -- prices -------------------------------------------------------------------------------------------------
@@ -395,17 +527,16 @@ class GpuPrice:
 
 
 @functools.cache
-def _prices() -> dict[str, GpuPrice]:
-    file = "prices.json"
+def _prices(user: tuple[str, ...] = ()) -> dict[str, GpuPrice]:
     out: dict[str, GpuPrice] = {}
-    for row in _load_json(file)["prices"]:
+    for row, file in _catalog_rows("prices", user):
         name = _text(row, "accelerator", file=file, where="row")
         where = f"price of {name!r}"
-        if name not in _accelerators():
+        if name.casefold() not in {a.casefold() for a in _accelerators(user)}:
             raise _fail(file, where, "names no catalogued accelerator")
         value = _positive(row["usd_per_gpu_hour"], file=file, where=where)
         assert value is not None
-        out[name] = GpuPrice(
+        out[name.casefold()] = GpuPrice(
             accelerator=name,
             usd_per_gpu_hour=value,
             as_of=_text(row, "as_of", file=file, where=where),
@@ -417,7 +548,7 @@ def _prices() -> dict[str, GpuPrice]:
 
 def default_price(accelerator_name: str) -> GpuPrice | None:
     """The default price of an accelerator, or None when the catalog has none (pass a price instead)."""
-    return _prices().get(accelerator_name)
+    return _prices(user_catalogs()).get(accelerator_name.casefold())
 
 
 # -- plain-data views (for `llmarch gpus` and `llmarch regions`) ----------------------------------------------

@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,19 @@ def preset_names() -> list[str]:
 
 def preset_info(name: str) -> PresetInfo:
     index = _index()
-    if name not in index:
+    key = canonical_preset_name(name, index)
+    if key is None:
         raise UnknownPresetError(name, suggest_names(name, [n for n in index if not n.startswith(BASE_PREFIX)]))
-    return index[name]
+    return index[key]
+
+
+def canonical_preset_name(name: str, names: Mapping[str, Any] | list[str]) -> str | None:
+    """The preset name `name` refers to, ignoring case ('llama-3-8B' -> 'llama-3-8b'); None when none does.
+    An exact match wins; a name that differs from two presets only in case is ambiguous (None)."""
+    if name in names:
+        return name
+    folded = [n for n in names if n.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
 
 
 def suggest_names(name: str, names: list[str]) -> list[str]:
@@ -416,15 +427,49 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
         if not inherit:
             parent_raw.pop("training", None)
         parent_raw.setdefault("family", parent_raw.get("family", ""))
-        raw = _merge_shapes(parent_raw, raw, origin=where)
+        inherited = {k: v for k, v in parent_raw.items() if k != "name"}  # a derived preset is named by its file
+        provenance = derived_provenance(parent_raw, raw, by=where, parent=parent)
+        raw = _merge_shapes(inherited, {**raw, **provenance}, origin=where)
     if override_text is not None:
         changes = parse_overrides(override_text, origin=spec)
-        raw = _merge_shapes(raw, changes, origin=spec)
+        provenance = derived_provenance(raw, changes, by="an inline override", parent=base_spec)
+        raw = _merge_shapes(raw, {**changes, **provenance}, origin=spec)
         for key in ("hf_id", "reference_params", "reference_exact", "reference_source"):
             if key not in changes:
                 raw.pop(key, None)
         raw["name"] = changes.get("name", spec)
     return raw, where
+
+
+#: Fields that describe a preset rather than its shape: changing them does not make another architecture.
+_IDENTITY_KEYS = ("name", "extends", "source", "training", "description", "notes", "family", "year")
+
+
+def derived_provenance(base: dict[str, Any], child: dict[str, Any], *, by: str, parent: str) -> dict[str, Any]:
+    """`source` and `training.source` for a preset derived from preset `parent` (raw mapping `base`) by `child` (the
+    keys the user wrote, in file `by` or an inline override): what changed, and that the user's file is the
+    source; the parent's sources are quoted, not claimed. Keys the child sets itself are kept."""
+    changed = [k for k in child if k not in _IDENTITY_KEYS and child[k] != base.get(k)]
+    out: dict[str, Any] = {}
+    if "source" not in child:
+        what = f"changes {', '.join(changed)}" if changed else "changes no shape field"
+        out["source"] = f"{by}: {parent} {what} (shapes otherwise from {parent}: {base.get('source') or '-'})"
+    if "training" in child and not isinstance(child["training"], dict):
+        return out  # not a mapping: validation says so
+    parent_training = base.get("training") if isinstance(base.get("training"), dict) else {}
+    child_training = child.get("training") if isinstance(child.get("training"), dict) else {}
+    if "source" in child_training or not (parent_training or child_training):
+        return out
+    facts = [f"training.{k}" for k, v in child_training.items() if v != parent_training.get(k)]
+    quoted = parent_training.get("source") or "no source given"
+    if not parent_training:
+        note = f"set in {by}"
+    elif facts:
+        note = f"{by} sets {', '.join(facts)}; other facts are {parent}'s published run ({quoted})"
+    else:
+        note = f"{parent}'s published run, not this variant's ({quoted})"
+    out["training"] = {**child_training, "source": note}
+    return out
 
 
 def _relative_to(spec: str, including_file: str) -> str:

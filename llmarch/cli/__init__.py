@@ -16,6 +16,7 @@ from typing import Any
 COMMAND_MODULES: dict[str, str] = {
     "presets": "architectures",
     "show": "architectures",
+    "schema": "schema",
     "compare": "architectures",
     "estimate-cost": "cost",
     "gpus": "cost",
@@ -35,6 +36,10 @@ def load_commands(names: list[str] | None = None) -> None:
     modules = sorted(set(COMMAND_MODULES.values())) if names is None else [COMMAND_MODULES[n] for n in names]
     for module in modules:
         importlib.import_module(f"llmarch.cli.{module}")
+    from llmarch.cli._app import humanize_counts, tidy_epilogs
+
+    tidy_epilogs()
+    humanize_counts()
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -34,6 +34,7 @@ app = typer.Typer(
     help="Compare large-language-model architectures: exact parameter counts, FLOPs, memory and cost.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -191,6 +192,13 @@ def handle_errors(func: F) -> F:
             warnings.simplefilter("always", LlmarchWarning)
             warnings.showwarning = _show_warning
             try:
+                if kwargs.get("workload"):
+                    apply_workload(func, kind, kwargs)
+                if kwargs.get("catalog"):
+                    from llmarch.catalog.hardware import use_catalogs
+
+                    use_catalogs([kwargs["catalog"]])
+                apply_gpu_overrides(kwargs)
                 return func(*args, **kwargs)
             except (typer.Exit, typer.Abort, click_exceptions.ClickException):
                 raise
@@ -214,8 +222,149 @@ def handle_errors(func: F) -> F:
                 ) from None
             finally:
                 current_kind.reset(token)
+                if kwargs.get("catalog") or "gpu_peak" in kwargs:
+                    from llmarch.catalog.hardware import clear_gpu_overrides, use_catalogs
+
+                    use_catalogs([])
+                    clear_gpu_overrides()
 
     return wrapper  # type: ignore[return-value]
+
+
+# -- workload files -------------------------------------------------------------------------------------
+
+WorkloadOption = Annotated[
+    str | None,
+    typer.Option(
+        "--workload",
+        metavar="FILE",
+        help="A YAML/JSON file of option values (keys: option names in snake_case, e.g. seq_len); "
+        "options given on the command line win.",
+    ),
+]
+
+
+CatalogOption = Annotated[
+    str | None,
+    typer.Option(
+        "--catalog",
+        metavar="FILE",
+        help="A user catalog (JSON/YAML with 'accelerators', 'regions' or 'prices' lists in the shipped "
+        "format) adding to or overriding the shipped rows by name; also LLMARCH_CATALOG.",
+    ),
+]
+
+
+GpuMemoryOverride = Annotated[
+    str | None, typer.Option("--gpu-memory", metavar="SIZE", help="Memory of one --gpu, e.g. 96GiB (over the catalog).")
+]
+GpuBandwidthOverride = Annotated[
+    str | None,
+    typer.Option("--gpu-bandwidth", metavar="RATE", help="Memory bandwidth of one --gpu, e.g. 3.35TB/s."),
+]
+GpuPeakOverride = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu-peak",
+        metavar="FLOP/S",
+        help="Dense peak of one --gpu, e.g. 989T (bf16 and fp16) or fp8=1979T,bf16=989T. With --gpu-memory, "
+        "a --gpu no catalog has becomes a GPU of its own.",
+    ),
+]
+
+
+def parse_peaks(text: str) -> dict[str, float]:
+    """'989T' -> {bf16, fp16: 989e12}; 'fp8=1979T,bf16=989T' -> per dtype (FLOP/s; 'TFLOP/s' suffixes allowed)."""
+    from llmarch.catalog.hardware import canonical_peak_dtype
+    from llmarch.core.units import parse_count
+
+    def rate(value: str) -> float:
+        cleaned = value.strip().lower().removesuffix("/s").removesuffix("flop").removesuffix("flops")
+        return parse_count(cleaned, what="--gpu-peak")
+
+    if "=" not in text:
+        return {"bf16": rate(text), "fp16": rate(text)}
+    peaks = {}
+    for item in text.split(","):
+        dtype, _, value = item.partition("=")
+        peaks[canonical_peak_dtype(dtype)] = rate(value)
+    return peaks
+
+
+def apply_gpu_overrides(kwargs: dict[str, Any]) -> None:
+    """--gpu-memory / --gpu-bandwidth / --gpu-peak of a command that declares all three: override its --gpu
+    for this run (llmarch.catalog.hardware.use_gpu_overrides)."""
+    if "gpu_peak" not in kwargs or not any(kwargs.get(k) for k in ("gpu_memory", "gpu_bandwidth", "gpu_peak")):
+        return
+    from llmarch.catalog.hardware import use_gpu_overrides
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import parse_bytes
+
+    if not kwargs.get("gpu"):
+        raise InvalidValueError("--gpu-memory, --gpu-bandwidth and --gpu-peak describe a --gpu: pass --gpu NAME")
+    memory, bandwidth, peak = kwargs.get("gpu_memory"), kwargs.get("gpu_bandwidth"), kwargs.get("gpu_peak")
+    use_gpu_overrides(
+        kwargs["gpu"],
+        memory_bytes=None if memory is None else parse_bytes(memory, what="--gpu-memory"),
+        bandwidth_bytes_per_s=None if bandwidth is None else parse_bytes(
+            str(bandwidth).strip().removesuffix("/s"), what="--gpu-bandwidth"),
+        peak_flop_per_s=None if peak is None else parse_peaks(peak),
+    )  # fmt: skip
+
+
+def _click_context() -> Any:
+    """The click context of the command being run (typer vendors click from 0.2x on)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # typer that uses click itself
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _given_on_command_line(ctx: Any, name: str) -> bool:
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def _coerce(ctx: Any, func: Callable[..., Any], name: str, value: Any) -> Any:
+    """A workload value converted as the command line would convert it for parameter `name` of `func`."""
+    import typing
+
+    param = next((p for p in ctx.command.params if p.name == name), None) if ctx is not None else None
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    converted = param.type_cast_value(ctx, text) if param is not None else value
+    hint = typing.get_type_hints(func).get(name)
+    for option in typing.get_args(hint) or (hint,):
+        if isinstance(option, type) and issubclass(option, Enum):
+            return option(converted)
+    return converted
+
+
+def apply_workload(func: Callable[..., Any], kind: str, kwargs: dict[str, Any]) -> None:
+    """Fill `kwargs` of command `kind` from its --workload file: every key the command has an option for,
+    unless that option was given on the command line; `presets` when no preset was named."""
+    from llmarch.catalog.workload import read_workload
+    from llmarch.core.errors import InvalidValueError
+
+    workload = read_workload(kwargs["workload"])
+    ctx = _click_context()
+    for key, value in workload.settings_for(kind).items():
+        name = next((n for n in ("presets_", "model") if n in kwargs), key) if key == "presets" else key
+        if name not in kwargs or _given_on_command_line(ctx, name):
+            continue
+        if name == "model":  # a command of one preset (plan)
+            if len(value) != 1:
+                raise InvalidValueError(f"--workload {workload.source}: presets: {kind} takes one preset, not {value}")
+            kwargs[name] = kwargs[name] or value[0]
+            continue
+        if key == "presets":
+            if not kwargs[name] and not kwargs.get("all_presets"):
+                kwargs[name] = list(value)
+            continue
+        try:
+            kwargs[name] = _coerce(ctx, func, name, value)
+        except (typer.BadParameter, ValueError) as exc:
+            raise InvalidValueError(f"--workload {workload.source}: {key}: {exc}") from None
 
 
 def _silence_stdout() -> None:
@@ -250,6 +399,127 @@ def render(
             report.emit(report.render_text(table), output)
         else:
             report.print_rich(table)
+
+
+# -- human numbers ------------------------------------------------------------------------------------------
+
+
+def parse_human_int(
+    text: str | int, *, option: str = "value", minimum: int = 0, length: bool = False, maximum: int | None = None
+) -> int:
+    """A whole number written for people: 4096, 32k, 2M, 1.5e3, 2_048. Lengths in tokens (`length`) take
+    binary k/M (32k = 32768, as context windows are quoted); other counts decimal ones (2k GPUs = 2000).
+    Raises typer.BadParameter (a usage error naming `option`) for anything else or below `minimum`."""
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import parse_count, parse_length
+
+    raw = str(text).strip().replace("_", "")
+    if raw.isdigit():  # a plain integer stays exact at any size: the library bounds it (one line, exit 1)
+        whole = int(raw)
+        if whole < minimum:
+            raise typer.BadParameter(f"must be at least {minimum}, got {text!r}")
+        if maximum is not None and whole > maximum:
+            raise typer.BadParameter(f"must be at most {maximum}, got {text!r}")
+        return whole
+    try:
+        value = (parse_length if length else parse_count)(raw, what=option)
+    except InvalidValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option}: ")) from None
+    if not value.is_integer():
+        raise typer.BadParameter(f"{text!r} is not a whole number")
+    if value < minimum:
+        raise typer.BadParameter(f"must be at least {minimum}, got {text!r}")
+    if maximum is not None and value > maximum:
+        raise typer.BadParameter(f"must be at most {maximum}, got {text!r}")
+    return int(value)
+
+
+def parse_human_float(text: str | float, *, option: str = "value") -> float:
+    """A non-negative number written for people: 1e6, 1M, 2.5k, 1_000 (decimal suffixes)."""
+    from llmarch.core.errors import InvalidValueError
+    from llmarch.core.units import parse_count
+
+    try:
+        return parse_count(text if isinstance(text, (int, float)) else str(text), what=option)
+    except InvalidValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option}: ")) from None
+
+
+def count_option(*decls: str, help: str, minimum: int = 0, length: bool = False, **kwargs: Any) -> Any:
+    """A typer.Option for a whole number that accepts 32k, 2M, 1e3 (see parse_human_int): the one type of
+    every count option. `length=True` for token lengths (binary k: 32k = 32768)."""
+    parser = functools.partial(parse_human_int, option=decls[0] if decls else "value", minimum=minimum, length=length)
+    return typer.Option(*decls, parser=parser, metavar="N", help=help, **kwargs)
+
+
+def amount_option(*decls: str, help: str, **kwargs: Any) -> Any:
+    """A typer.Option for a non-negative real amount that accepts 1M, 2.5k, 1e6 (dollars, GPU-hours, kg)."""
+    parser = functools.partial(parse_human_float, option=decls[0] if decls else "value")
+    return typer.Option(*decls, parser=parser, metavar="X", help=help, **kwargs)
+
+
+#: Whole-number options that are lengths in tokens (binary k: 32k = 32768); other whole numbers are counts.
+LENGTH_OPTIONS = frozenset({"seq_len", "prompt_len", "generate_len", "context", "context_len", "prefill_chunk",
+                            "window", "chunk_size", "max_seq_len", "sliding_window"})  # fmt: skip
+#: Real-valued options written as amounts (1M dollars, 1.02M GPU-hours) and parsed as human numbers.
+AMOUNT_OPTIONS = frozenset({"max_cost", "max_co2e", "gpu_hours", "budget_usd", "price_per_gpu_hour"})
+
+
+def _option_info(hint: Any) -> tuple[tuple[Any, ...], Any] | None:
+    """(the non-None types of the annotation, its typer.OptionInfo) for an `Annotated[..., typer.Option()]`."""
+    import typing
+
+    from typer.models import OptionInfo
+
+    if typing.get_origin(hint) is not Annotated:
+        return None
+    base, *extras = typing.get_args(hint)
+    info = next((e for e in extras if isinstance(e, OptionInfo)), None)
+    kinds = tuple(t for t in (typing.get_args(base) or (base,)) if t is not type(None))
+    return (kinds, info) if info is not None else None
+
+
+def humanize_counts() -> None:
+    """Give every registered whole-number option the human-number parser (32k, 2M, 1e3), and the amount
+    options (AMOUNT_OPTIONS) theirs: one type for every count option, whichever module declares it. Options
+    with a parser or click type of their own are left alone; `min`/`max` move into the parser."""
+    import typing
+
+    for command in app.registered_commands:
+        callback = command.callback
+        hints = typing.get_type_hints(callback, include_extras=True) if callback else {}
+        for name, hint in hints.items():
+            found = _option_info(hint)
+            if found is None or found[1].parser is not None or found[1].click_type is not None:
+                continue
+            kinds, info = found
+            option = f"--{name.replace('_', '-')}"
+            if kinds == (int,):
+                info.parser = functools.partial(
+                    parse_human_int, option=option, minimum=int(info.min or 0), length=name in LENGTH_OPTIONS,
+                    maximum=None if info.max is None else int(info.max),
+                )  # fmt: skip
+                info.min = info.max = None
+                info.metavar = info.metavar or "N"
+            elif kinds == (float,) and name in AMOUNT_OPTIONS:
+                info.parser = functools.partial(parse_human_float, option=option)
+                info.metavar = info.metavar or "X"
+            else:
+                continue
+            # Under `from __future__ import annotations` each evaluation builds a new OptionInfo: store the
+            # evaluated annotation so that typer reads this one.
+            for function in (callback, getattr(callback, "__wrapped__", None)):
+                if function is not None:
+                    function.__annotations__[name] = hint
+
+
+def tidy_epilogs() -> None:
+    """Each 'Examples: a · b' epilog as one example per line, kept unwrapped (click's \\b marker)."""
+    for info in app.registered_commands:
+        epilog = info.epilog
+        if isinstance(epilog, str) and " · " in epilog and not epilog.startswith("\b"):
+            head, _, rest = epilog.partition(": ")
+            info.epilog = "\b\n" + head + ":\n" + "\n".join(f"  {e.strip()}" for e in rest.split(" · "))
 
 
 def resolve_specs(specs: list[str] | None, all_presets: bool) -> list[str]:

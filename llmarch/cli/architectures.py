@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
+from llmarch.cli._app import (
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    WorkloadOption,
+    app,
+    count_option,
+    handle_errors,
+    render,
+    resolve_specs,
+)
 from llmarch.core.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_SEQ_LEN
 
 
@@ -94,14 +104,19 @@ def compare_command(
     columns: Annotated[
         str,
         typer.Option(
-            help="Table columns: a named set (default, course, params, inference) or a comma list of record keys. "
-            "JSON and CSV always carry every field."
+            help="Table columns: a named set (default, training, params, inference) or a comma list of record "
+            "keys (the model name is always first). JSON and CSV always carry every field."
         ),
     ] = "default",
     seq_len: Annotated[
-        int, typer.Option(min=1, help="Context length for flops_per_token and kv_cache_bytes (tokens).")
+        int,
+        count_option(
+            "--seq-len", minimum=1, length=True, help="Context length for flops_per_token and kv_cache_bytes (tokens)."
+        ),
     ] = DEFAULT_SEQ_LEN,
-    batch: Annotated[int, typer.Option(min=1, help="Sequences in the KV cache (kv_cache_bytes).")] = DEFAULT_BATCH,
+    batch: Annotated[
+        int, count_option("--batch", minimum=1, help="Sequences in the KV cache (kv_cache_bytes).")
+    ] = DEFAULT_BATCH,
     dtype: Annotated[
         str, typer.Option(help="Storage dtype of weights and KV cache: fp32, bf16, fp8, int8, int4.")
     ] = DEFAULT_DTYPE,
@@ -111,11 +126,12 @@ def compare_command(
             metavar="FILE.png", help="Also draw parameters by component and KV cache vs context (needs matplotlib)."
         ),
     ] = None,
+    workload: WorkloadOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Compare architectures side by side: parameters (exact, with breakdown), shapes, FLOPs, KV cache, training
-    facts. Column sets: default, course (the course's LLaMA table), params, inference."""
+    facts. Column sets: default, training (recipes as in the LLaMA paper's Table 2), params, inference."""
     from llmarch.calc import comparison
     from llmarch.catalog import presets
     from llmarch.report import tables as report
@@ -123,10 +139,12 @@ def compare_command(
     specs = resolve_specs(presets_, all_presets)
     configs = presets.load_many(specs)
     records = comparison.compare_records(configs, seq_len=seq_len, batch=batch, dtype=dtype)
-    if columns in comparison.COLUMN_SETS:
-        cols = list(comparison.COLUMN_SETS[columns])
+    named = comparison.COLUMN_SET_ALIASES.get(columns, columns)
+    if named in comparison.COLUMN_SETS:
+        cols = list(comparison.COLUMN_SETS[named])
     else:
         cols = report.select_columns(records, [c.strip() for c in columns.split(",") if c.strip()])
+        cols = ["name", *(c for c in cols if c != "name")]  # a row says which model it is
     render(records, cols, fmt=fmt, output=output, json_key="models")
     if plot is not None:
         from llmarch.report import plots

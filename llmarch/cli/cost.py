@@ -9,9 +9,14 @@ import typer
 
 from llmarch.cli._app import (
     EXIT_THRESHOLD,
+    CatalogOption,
     FormatOption,
+    GpuBandwidthOverride,
+    GpuMemoryOverride,
+    GpuPeakOverride,
     OutputFormat,
     OutputOption,
+    WorkloadOption,
     app,
     handle_errors,
     render,
@@ -55,9 +60,20 @@ def _estimate_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cost": format_usd(record["cost_usd"]),
                 "energy": format_kwh(record["energy_kwh"]),
                 "co2e": format_co2e(record["co2e_kg"]),
+                "region": a.get("grid_region"),
+                "kg CO2e/kWh": a.get("grid_kg_co2e_per_kwh"),
             }
         )
     return rows
+
+
+def _price_hints(records: list[dict[str, Any]]) -> list[str]:
+    """One line per GPU the catalog has no price for, saying how to give one."""
+    missing = sorted({r["assumptions"].get("gpu") or "?" for r in records if r.get("cost_usd") is None})
+    return [
+        f"note: no default price for {gpu}: pass --price-per-gpu-hour USD (or a 'prices' row in --catalog)"
+        for gpu in missing
+    ]
 
 
 @app.command(
@@ -119,6 +135,13 @@ def estimate_cost_command(
     power_w: Annotated[
         float | None, typer.Option(help="Power per device in W. Default: the catalog's (usually the TDP).")
     ] = None,
+    node_overhead_w: Annotated[
+        float | None,
+        typer.Option(
+            help="Server power per GPU beyond the GPU (CPUs, NICs, fans), added to --power-w: e.g. 575 for a "
+            "DGX H100 (10.2 kW max for 8 x 700 W GPUs). Default 0: GPU power x PUE only."
+        ),
+    ] = None,
     gpu_hours: Annotated[
         float | None,
         typer.Option(
@@ -138,6 +161,11 @@ def estimate_cost_command(
     max_cost: Annotated[float | None, typer.Option(help="Budget in USD: exit 3 when exceeded.")] = None,
     max_co2e: Annotated[float | None, typer.Option(help="Budget in kg CO2e: exit 3 when exceeded.")] = None,
     max_days: Annotated[float | None, typer.Option(help="Budget in wall-clock days: exit 3 when exceeded.")] = None,
+    workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
+    gpu_memory: GpuMemoryOverride = None,
+    gpu_bandwidth: GpuBandwidthOverride = None,
+    gpu_peak: GpuPeakOverride = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -145,7 +173,7 @@ def estimate_cost_command(
     With a parallel configuration (--global-batch, --tp, --pp, ...) and no --mfu, throughput comes from
     the step-time model of 'llmarch plan'."""
     site = {"power_w": power_w, "pue": pue, "region": region, "grid_kg_co2e_per_kwh": grid_intensity,
-            "usd_per_gpu_hour": price_per_gpu_hour}  # fmt: skip
+            "usd_per_gpu_hour": price_per_gpu_hour, "node_overhead_w": node_overhead_w}  # fmt: skip
     if gpu_hours is not None:
         estimates = _footprints(presets_, gpu_hours, gpu=gpu, n_gpus=n_gpus, tokens=tokens, seq_len=seq_len,
                                 recompute=recompute, dtype=dtype, mfu=mfu, flops_method=flops_method,
@@ -172,6 +200,8 @@ def _emit(estimates: list[Any], *, fmt: OutputFormat, output: str | None, budget
     else:
         rows = _estimate_rows(records)
         render(rows, list(rows[0]), fmt=fmt, output=output, json_key="estimates", title="training cost estimate")
+    for hint in _price_hints(records):
+        typer.echo(hint, err=True)
     for over in exceeded:
         typer.echo(budget_line(over.name, over.option, over.value, over.limit), err=True)
     if exceeded:
@@ -223,7 +253,9 @@ def _estimates(presets_: list[str] | None, gpu: str | None, *, recompute: Recomp
 
 @app.command("gpus", epilog="Example: llmarch gpus --format json")
 @handle_errors
-def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = None) -> None:
+def gpus_command(
+    catalog: CatalogOption = None, fmt: FormatOption = OutputFormat.table, output: OutputOption = None
+) -> None:
     """List the accelerator catalog: dense peak FLOP/s per dtype, memory, power, default price and source."""
     from llmarch.catalog.hardware import catalog_records
 
@@ -239,6 +271,7 @@ def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = 
             "fp16": _tflops(r["peak_flop_per_s"].get("fp16")),
             "fp8": _tflops(r["peak_flop_per_s"].get("fp8")),
             "memory": f"{r['memory_bytes'] / 2**30:g} GB",  # as marketed (JEDEC binary GB)
+            "mem. TB/s": _tb_per_s(r["memory_bandwidth_bytes_per_s"]),
             "GPU link GB/s": _gb_per_s(r["interconnect_bytes_per_s"]),
             "power W": r["power_w"],
             "$/GPU-h": None if r["usd_per_gpu_hour"] is None else f"{r['usd_per_gpu_hour']:g} ({r['price_as_of']})",
@@ -246,8 +279,12 @@ def gpus_command(fmt: FormatOption = OutputFormat.table, output: OutputOption = 
         }
         for r in records
     ]
-    title = f"{len(rows)} accelerators (dense peaks, never 2:4-sparse)"
+    title = f"{len(rows)} accelerators (dense peaks, never 2:4-sparse; no price: pass --price-per-gpu-hour)"
     render(rows, list(rows[0]), fmt=fmt, output=output, json_key="gpus", title=title)
+
+
+def _tb_per_s(value: float | None) -> str | None:
+    return None if value is None else f"{value / 1e12:g}"
 
 
 def _gb_per_s(value: float | None) -> str | None:
@@ -264,6 +301,7 @@ def regions_command(
     kind: Annotated[
         str | None, typer.Option(help="Only this kind: country, us-state, cloud-region, bidding-zone, alias.")
     ] = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.calc import design as D
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render
+from llmarch.cli._app import (
+    CatalogOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    app,
+    handle_errors,
+    render,
+)
 from llmarch.core.defaults import DEFAULT_GENERATE_LEN
 
 
@@ -212,6 +220,7 @@ def design_command(
         str | None, typer.Option(help="Write the best design as a preset YAML file.", metavar="FILE")
     ] = None,
     plot: Annotated[str | None, typer.Option(help="Pareto plot PNG: training vs serving cost.", metavar="FILE")] = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

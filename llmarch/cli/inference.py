@@ -7,7 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, resolve_specs
+from llmarch.cli._app import (
+    CatalogOption,
+    FormatOption,
+    GpuBandwidthOverride,
+    GpuMemoryOverride,
+    GpuPeakOverride,
+    OutputFormat,
+    OutputOption,
+    WorkloadOption,
+    app,
+    handle_errors,
+    resolve_specs,
+)
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
 from llmarch.report.format import assumption_rows, format_bytes, format_count, format_seconds, format_usd
 
@@ -332,6 +344,11 @@ def estimate_inference_command(
     calibrate: _CalibrateOption = None,
     show_curve: _ShowCurveOption = False,
     plot: _PlotOption = None,
+    workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
+    gpu_memory: GpuMemoryOverride = None,
+    gpu_bandwidth: GpuBandwidthOverride = None,
+    gpu_peak: GpuPeakOverride = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

@@ -6,7 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from llmarch.cli._app import FormatOption, OutputFormat, OutputOption, app, handle_errors, render, resolve_specs
+from llmarch.cli._app import (
+    CatalogOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    WorkloadOption,
+    app,
+    handle_errors,
+    render,
+    resolve_specs,
+)
 from llmarch.core.defaults import (
     DEFAULT_BATCH,
     DEFAULT_DTYPE,
@@ -104,6 +114,8 @@ def memory_command(
     reserve_fraction: Annotated[
         float, typer.Option(help="Fraction of GPU memory kept free (CUDA context, fragmentation) when fitting.")
     ] = DEFAULT_RESERVE_FRACTION,
+    workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

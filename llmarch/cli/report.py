@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llmarch.cli._app import EXIT_THRESHOLD, app, handle_errors, resolve_specs
+from llmarch.cli._app import (
+    EXIT_THRESHOLD,
+    CatalogOption,
+    GpuBandwidthOverride,
+    GpuMemoryOverride,
+    GpuPeakOverride,
+    WorkloadOption,
+    amount_option,
+    app,
+    count_option,
+    handle_errors,
+    resolve_specs,
+)
 from llmarch.core import defaults
 from llmarch.core.io import ensure_folder, read_json_file, write_atomic, writes_through
 
@@ -25,6 +37,75 @@ class ReportFormat(StrEnum):
 #: Output file extensions and the format each implies when --format is not given.
 _EXTENSIONS = {".md": ReportFormat.markdown, ".markdown": ReportFormat.markdown, ".html": ReportFormat.html,
                ".htm": ReportFormat.html, ".json": ReportFormat.json}  # fmt: skip
+
+
+# Settings of one side of the report (training or serving); the shared options apply to both.
+_TrainGpus = Annotated[int | None, count_option("--train-n-gpus", minimum=1, help="Training GPUs in all (data x "
+                       "tensor x pipeline). Default --n-gpus (cost: 1).")]  # fmt: skip
+_ServeGpus = Annotated[int | None, count_option("--serve-n-gpus", minimum=1, help="Serving GPUs in all (replicas "
+                       "x --serve-tp). Default --n-gpus.")]  # fmt: skip
+_ServeTp = Annotated[int | None, count_option("--serve-tp", minimum=1, help="Serving tensor-parallel GPUs. "
+                     "Default --tp.")]  # fmt: skip
+_Pp = Annotated[int | None, count_option("--pp", minimum=1, help="Training pipeline stages.")]
+_MicroBatch = Annotated[int | None, count_option("--micro-batch", minimum=1, help="Training sequences per "
+                        "micro-batch.")]  # fmt: skip
+_Recompute = Annotated[str | None, typer.Option(help="Training activation recomputation: none, selective, full.")]
+_Mfu = Annotated[float | None, typer.Option(help="Training model FLOPs utilisation, a fraction in (0, 1].")]
+_Region = Annotated[str | None, typer.Option(help="Training grid region (see 'llmarch regions').")]
+_Intensity = Annotated[float | None, typer.Option(help="Training grid intensity, kg CO2e per kWh.")]
+_Pue = Annotated[float | None, typer.Option(help="Data-centre power usage effectiveness.")]
+_Price = Annotated[float | None, amount_option("--price-per-gpu-hour", help="USD per GPU-hour (training and "
+                   "serving).")]  # fmt: skip
+_PowerW = Annotated[float | None, typer.Option(help="Training power per GPU in W.")]
+
+#: Report options that belong to one side: option name -> (side, keyword of that side's calculators).
+_SIDE_OPTIONS = {"train_n_gpus": ("training", "n_gpus"), "pp": ("training", "pp"),
+                 "micro_batch": ("training", "micro_batch"), "recompute": ("training", "recompute"),
+                 "mfu": ("training", "mfu"), "region": ("training", "region"),
+                 "grid_intensity": ("training", "grid_intensity"), "pue": ("training", "pue"),
+                 "power_w": ("training", "power_w"), "serve_n_gpus": ("serving", "n_gpus"),
+                 "serve_tp": ("serving", "tp")}  # fmt: skip
+#: Keys of a workload's `serving:` section that estimate_inference takes (besides the report's own options).
+_SERVING_KEYS = ("n_gpus", "tp", "pp", "kv_dtype", "compute_dtype", "beam_width", "prefill_chunk",
+                 "flop_efficiency", "bandwidth_efficiency", "reserve_fraction")  # fmt: skip
+_TRAINING_KEYS = ("n_gpus", "tp", "pp", "zero", "micro_batch", "recompute", "sequence_parallel", "dropout",
+                  "tokens", "seq_len", "mfu", "dtype", "flops_method", "price_per_gpu_hour", "power_w", "pue",
+                  "region", "grid_intensity", "node_overhead_w")  # fmt: skip
+
+
+def _sides(workload: str | None, given: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Training and serving settings: the workload's `training:` / `serving:` sections, then the side options
+    given here (which win); the price applies to both sides."""
+    from llmarch.catalog.workload import read_workload
+
+    sides: dict[str, dict[str, object]] = {"training": {}, "serving": {}}
+    if workload:
+        w = read_workload(workload)
+        sides["training"] = {k: v for k, v in w.sections.get("training", {}).items() if k in _TRAINING_KEYS}
+        sides["serving"] = {k: v for k, v in w.sections.get("serving", {}).items() if k in _SERVING_KEYS}
+    for name, (side, key) in _SIDE_OPTIONS.items():
+        if given.get(name) is not None:
+            sides[side][key] = given[name]
+    price = given.get("price_per_gpu_hour")
+    if price is not None:
+        sides["training"]["price_per_gpu_hour"] = price
+        sides["serving"]["usd_per_gpu_hour"] = price
+    return sides
+
+
+def _serving_lengths(workload: str | None, prompt_len: int, generate_len: int) -> tuple[int, int]:
+    """Prompt and generated lengths: a workload's `serving:` section over its top level, unless given here."""
+    from llmarch.catalog.workload import read_workload
+    from llmarch.cli._app import _click_context, _given_on_command_line
+
+    if not workload:
+        return prompt_len, generate_len
+    serving, ctx = read_workload(workload).sections.get("serving", {}), _click_context()
+    if "prompt_len" in serving and not _given_on_command_line(ctx, "prompt_len"):
+        prompt_len = serving["prompt_len"]
+    if "generate_len" in serving and not _given_on_command_line(ctx, "generate_len"):
+        generate_len = serving["generate_len"]
+    return prompt_len, generate_len
 
 
 @app.command(
@@ -61,7 +142,7 @@ def report_command(
     ] = defaults.DEFAULT_REPORT_GPU,
     n_gpus: Annotated[
         int | None,
-        typer.Option(help="GPUs in all: training (data parallel) and serving (replicas). Default --tp; cost 1."),
+        typer.Option(help="GPUs in all, both sides unless --train-n-gpus / --serve-n-gpus. Default --tp; cost 1."),
     ] = None,
     tp: Annotated[int, typer.Option(help="Tensor-parallel GPUs (must divide n_heads).")] = 1,
     tokens: Annotated[
@@ -104,6 +185,23 @@ def report_command(
             help="Add the Python, platform and package versions (the file then differs between machines).",
         ),
     ] = False,
+    train_n_gpus: _TrainGpus = None,
+    pp: _Pp = None,
+    micro_batch: _MicroBatch = None,
+    recompute: _Recompute = None,
+    mfu: _Mfu = None,
+    region: _Region = None,
+    grid_intensity: _Intensity = None,
+    pue: _Pue = None,
+    power_w: _PowerW = None,
+    price_per_gpu_hour: _Price = None,
+    serve_n_gpus: _ServeGpus = None,
+    serve_tp: _ServeTp = None,
+    workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
+    gpu_memory: GpuMemoryOverride = None,
+    gpu_bandwidth: GpuBandwidthOverride = None,
+    gpu_peak: GpuPeakOverride = None,
     fmt: Annotated[
         ReportFormat | None, typer.Option("--format", "-f", help="Default: from the --output extension.")
     ] = None,
@@ -119,10 +217,13 @@ def report_command(
     bench_data = None
     if bench is not None:
         bench_data = document.read_bench(read_json_file(bench, what="--bench"), source=Path(bench).name)
+    prompt_len, generate_len = _serving_lengths(workload, prompt_len, generate_len)
     options = document.ReportOptions(
         gpu=gpu, n_gpus=n_gpus, tp=tp, tokens=tokens, seq_len=seq_len, batch=batch, dtype=dtype,
         prompt_len=prompt_len, generate_len=generate_len, flash=flash, zero=zero,
         max_cost_usd=max_cost, max_co2e_kg=max_co2e, max_days=max_days,
+        **_sides(workload, {name: value for name, value in locals().items() if name in _SIDE_OPTIONS
+                            or name == "price_per_gpu_hour"}),
     )  # fmt: skip
     environment = document.environment_record() if include_environment else None
     data = document.collect(configs, options, bench=bench_data, environment=environment)

@@ -259,7 +259,7 @@ class ArchConfig:
 
             key = unknown[0]
             close = difflib.get_close_matches(key, list(_FIELDS), n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else "; see 'llmarch show --fields' for the schema"
+            hint = f"; did you mean '{close[0]}'?" if close else "; run 'llmarch schema' for the fields"
             raise InvalidConfigError(f"unknown field{hint}", origin=origin, field=key)
         training = data.pop("training", None)
         if training is None:
@@ -371,7 +371,7 @@ class ArchConfig:
             fail("d_head_v", f"must be positive, got {self.d_head_v}")
         self._validate_moe(fail)
         self._validate_mla(fail)
-        _validate_text(self, fail)
+        _validate_limits_and_text(self, fail)
         _validate_training(self.training, fail)
         if self.reference_params is not None and self.reference_params <= 0:
             fail("reference_params", "must be a positive parameter count")
@@ -481,14 +481,21 @@ MAX_LAYERS = 100_000
 _ONE_LINE_FIELDS = frozenset({"name", "family", "source", "hf_id"})
 
 
-def _validate_text(config: "ArchConfig", fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
-    """Names and other text hold no control characters (escape sequences, carriage returns, bidi overrides);
-    descriptions and notes may keep line breaks and tabs."""
+def _validate_limits_and_text(config: "ArchConfig", fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    """Layer counts, years and distances in range; names and other text hold no control characters (escape
+    sequences, carriage returns, bidi overrides); descriptions and notes may keep line breaks and tabs."""
     from llmarch.core.text import has_control
 
     for name in ("n_layers", "n_encoder_layers"):
         if getattr(config, name) > MAX_LAYERS:
             fail(name, f"must be at most {MAX_LAYERS}, got {getattr(config, name)}")
+    if config.relative_attention_max_distance is not None and config.relative_attention_max_distance <= 0:
+        fail(
+            "relative_attention_max_distance",
+            f"must be a positive distance, got {config.relative_attention_max_distance}",
+        )
+    if config.year is not None and not 1900 <= config.year <= 2200:
+        fail("year", f"must be a year like 2023, got {config.year}")
     texts = [(name, getattr(config, name)) for name in FIELD_NAMES]
     texts += [(f"training.{name}", getattr(config.training, name)) for name in TRAINING_FIELD_NAMES]
     for name, value in texts:

@@ -209,6 +209,8 @@ def write_atomic(path: str | Path, content: str | bytes, *, what: str = "--outpu
             _write_through(raw, data, what, kind)
             return
         raise InvalidValueError(f"{what}: {raw!r} is {kind}; name a regular file")
+    if info is not None and not os.access(raw, os.W_OK):
+        raise InvalidValueError(f"{what}: {raw!r} is read-only; make it writable or pick another name")
     if raw.endswith(("/", os.sep)):
         raise InvalidValueError(f"{what}: {raw!r} names a folder; name a file")
     target = Path(os.path.realpath(raw)) if os.path.islink(raw) else Path(raw)

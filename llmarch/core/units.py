@@ -77,6 +77,19 @@ def parse_count(text: str | int | float, *, what: str = "value") -> float:
     return value
 
 
+#: Suffixes of a length in tokens: context windows are quoted in powers of two ("32k" = 32,768, "128k").
+_LENGTH_SUFFIX = {"k": 2**10, "m": 2**20}
+
+
+def parse_length(text: str | int | float, *, what: str = "length") -> float:
+    """Parse a length in tokens such as 4096, "32k" (32,768) or "128K" (131,072): binary k and M, as context
+    windows are quoted; plain numbers and exponents as in parse_count ("1e3" is 1000)."""
+    raw = text if isinstance(text, (int, float)) else str(text).strip().replace("_", "")
+    if isinstance(raw, str) and raw[-1:].lower() in _LENGTH_SUFFIX:
+        return parse_count(raw[:-1], what=what) * _LENGTH_SUFFIX[raw[-1].lower()]
+    return parse_count(raw, what=what)
+
+
 def parse_bytes(text: str | int | float, *, what: str = "size") -> float:
     """Parse a size such as "80GiB", "80GB", "512MiB" or 1024 (bytes) into bytes."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):

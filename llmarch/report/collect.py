@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmarch.core.config import ArchConfig
@@ -78,6 +78,12 @@ class ReportOptions:
     max_cost_usd: float | None = None
     max_co2e_kg: float | None = None
     max_days: float | None = None
+    # Settings of one side only, over the shared ones above: keywords of cost.estimate_training_cost and of
+    # the training part of training_memory.memory_estimate (n_gpus, tp, pp, zero, micro_batch, recompute, mfu,
+    # region, pue, usd_per_gpu_hour, ...), and of serving.estimate.estimate_inference (n_gpus, tp, kv_dtype,
+    # usd_per_gpu_hour, ...). Training n_gpus GPUs are a training cluster; serving n_gpus are replicas x tp.
+    training: Mapping[str, Any] = field(default_factory=dict)
+    serving: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def budgets(self) -> dict[str, float]:
@@ -111,6 +117,25 @@ class ReportData:
         record["options"] = dataclasses.asdict(self.options)
         record["bench"] = None if self.bench is None else self.bench.to_record()
         return record
+
+
+#: Training settings of a report and the keyword of each calculator that takes them.
+_MEMORY_KEYS = ("n_gpus", "tp", "pp", "zero", "micro_batch", "recompute", "sequence_parallel", "dropout")
+_COST_KEYS = {"tokens": "tokens", "n_gpus": "n_gpus", "seq_len": "seq_len", "mfu": "mfu", "dtype": "dtype",
+              "recompute": "recompute", "flops_method": "flops_method", "price_per_gpu_hour": "usd_per_gpu_hour",
+              "usd_per_gpu_hour": "usd_per_gpu_hour", "power_w": "power_w", "pue": "pue", "region": "region",
+              "grid_intensity": "grid_kg_co2e_per_kwh", "grid_kg_co2e_per_kwh": "grid_kg_co2e_per_kwh",
+              "node_overhead_w": "node_overhead_w"}  # fmt: skip
+
+
+def _memory_keywords(train: Mapping[str, Any]) -> dict[str, Any]:
+    """The training settings `memory_estimate` takes (the training part of the memory section)."""
+    return {key: train[key] for key in _MEMORY_KEYS if train.get(key) is not None}
+
+
+def _cost_keywords(train: Mapping[str, Any]) -> dict[str, Any]:
+    """The training settings `estimate_training_cost` takes, under its keyword names."""
+    return {_COST_KEYS[key]: value for key, value in train.items() if key in _COST_KEYS and value is not None}
 
 
 def collect(
@@ -170,19 +195,14 @@ def _serving_and_memory(
     from llmarch.serving import estimate as inference
 
     n_gpus = options.tp if options.n_gpus is None else options.n_gpus
+    train = dict(options.training)
+    serve = {"tp": options.tp, "n_gpus": n_gpus, "batch": options.batch, **options.serving}
     serving, notes, memory = [], [], []
     for config in configs:
         estimate = inference.estimate_inference(
-            config,
-            acc,
-            prompt_len=options.prompt_len,
-            generate_len=options.generate_len,
-            batch=options.batch,
-            dtype=options.dtype,
-            tp=options.tp,
-            n_gpus=n_gpus,
-            flash=options.flash,
-        )
+            config, acc, prompt_len=options.prompt_len, generate_len=options.generate_len, dtype=options.dtype,
+            flash=options.flash, **serve,
+        )  # fmt: skip
         serving.append(estimate.to_record())
         if not estimate.fits:
             notes.append(estimate.fit_message())
@@ -192,17 +212,10 @@ def _serving_and_memory(
                 f"({config.max_seq_len})"
             )
         plan = memory_plan.memory_estimate(
-            config,
-            batch=batch,
-            seq_len=seq_len,
-            dtype=options.dtype,
-            kv_dtype=estimate.kv_dtype,
-            n_gpus=n_gpus,
-            zero=options.zero,
-            tp=options.tp,
-            flash=options.flash,
-            accelerator_memory_bytes=acc.memory_bytes,
-        )
+            config, batch=batch, seq_len=train.get("seq_len", seq_len), dtype=options.dtype,
+            kv_dtype=estimate.kv_dtype, flash=options.flash, accelerator_memory_bytes=acc.memory_bytes,
+            **{"n_gpus": n_gpus, "zero": options.zero, "tp": options.tp, **_memory_keywords(train)},
+        )  # fmt: skip
         memory.append(plan.to_record())
     return serving, notes, memory
 
@@ -217,14 +230,15 @@ def _training(
     estimates: list[Any] = []
     training: list[dict[str, Any] | None] = []
     notes = []
+    train = dict(options.training)
+    keywords = {"tokens": options.tokens, "n_gpus": options.n_gpus, "seq_len": options.seq_len,
+                **_cost_keywords(train)}  # fmt: skip
     for config in configs:
-        if options.tokens is None and config.training.tokens is None:
+        if keywords["tokens"] is None and config.training.tokens is None:
             training.append(None)
             notes.append(f"{config.name}: no published training tokens; pass --tokens (2T, or chinchilla)")
             continue
-        estimate = cost.estimate_training_cost(
-            config, acc, tokens=options.tokens, n_gpus=options.n_gpus, seq_len=options.seq_len
-        )
+        estimate = cost.estimate_training_cost(config, acc, **keywords)
         estimates.append(estimate)
         training.append(estimate.to_record())
     budgets = options.budgets

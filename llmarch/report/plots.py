@@ -38,41 +38,88 @@ def save_png(figure: Any, path: str | Path) -> None:
     write_atomic(path, png_bytes(figure), what="--plot")
 
 
+def _share_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, int], int]]:
+    """(label, parameters by breakdown group, total) per bar: every model, and under each MoE model a bar of
+    what one token uses. Only routed experts are ever inactive (llmarch.calc.params), so the active bar is
+    the total bar with the `moe` group less the inactive experts."""
+    rows = []
+    for r in records:
+        rows.append((r["name"], r["groups"], r["params_total"]))
+        inactive = r["params_total"] - r["params_active"]
+        if inactive > 0:
+            rows.append((f"{r['name']} (active)", {**r["groups"], "moe": r["groups"].get("moe", 0) - inactive},
+                         r["params_active"]))  # fmt: skip
+    return rows
+
+
 def draw_param_shares(axis: Any, records: Sequence[dict[str, Any]]) -> None:
-    """Horizontal 100% stacked bars: each model's parameters by component, its total at the bar's end."""
+    """Horizontal 100% stacked bars: each model's parameters by component, its total at the bar's end; a
+    mixture-of-experts model gets a second, hatched bar of the parameters one token uses (its active view)."""
     from llmarch.report.format import format_count
 
-    names = [r["name"] for r in records]
-    left = [0.0] * len(records)
+    rows = _share_rows(records)
+    names = [label for label, _, _ in rows]
+    hatch = ["//" if label.endswith(" (active)") else "" for label in names]
+    left = [0.0] * len(rows)
     for (label, groups), colour in zip(PARAM_GROUPS, _COLOURS, strict=True):
-        shares = [sum(r["groups"].get(g, 0) for g in groups) / r["params_total"] for r in records]
-        axis.barh(names, shares, left=left, label=label, color=colour)
+        shares = [sum(g.get(k, 0) for k in groups) / total for _, g, total in rows]
+        bars = axis.barh(names, shares, left=left, label=label, color=colour, edgecolor="white", linewidth=0.5)
+        for bar, pattern in zip(bars, hatch, strict=True):
+            bar.set_hatch(pattern)
         left = [a + b for a, b in zip(left, shares, strict=True)]
-    for i, record in enumerate(records):
-        total = format_count(record["params_total"])
-        active = record["params_active"]
-        text = total if active == record["params_total"] else f"{total} ({format_count(active)} active)"
-        axis.text(1.01, i, text, va="center", fontsize=8)
+    for i, (_, _, total) in enumerate(rows):
+        axis.text(1.01, i, format_count(total), va="center", fontsize=8)
     axis.set_xlim(0, 1)
     axis.invert_yaxis()
-    axis.set_xlabel("share of parameters")
+    axis.set_xlabel("share of parameters (hatched: active per token, MoE)")
     axis.set_title("Parameters by component")
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(PARAM_GROUPS), fontsize=8, frameon=False)
 
 
+#: Line styles and markers of the KV curves. Models with the same KV shape draw the same line (Llama-3-8B,
+#: Mistral-7B and Mixtral-8x7B), so neighbours differ in colour, dash pattern and marker: a dashed line over
+#: a solid one, and different markers, show both.
+_KV_STYLES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)))
+_KV_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def kv_style(index: int) -> dict[str, Any]:
+    """Colour, line style and marker of the `index`-th KV curve: (colour, style) repeats every 20 curves and
+    the marker changes every 20, so the triple is distinct for the first 160."""
+    return {"color": f"C{index % 10}", "linestyle": _KV_STYLES[index % len(_KV_STYLES)],
+            "marker": _KV_MARKERS[(index + index // 20) % len(_KV_MARKERS)]}  # fmt: skip
+
+
+def bytes_label(value: float) -> str:
+    """A tick label for a byte count with binary prefixes: 2**30 -> "1 GiB", 2**29 -> "512 MiB"."""
+    from llmarch.core.units import format_bytes
+
+    return format_bytes(value)
+
+
 def draw_kv_curves(axis: Any, curves: Sequence[dict[str, Any]], *, batch: int, dtype: str) -> None:
-    """KV-cache bytes against context length, one line per model (log-log), ending at its context."""
-    for curve in curves:
+    """KV-cache bytes against context length, one line per model (log-log), ending at its context: each line
+    its own colour, style and marker; ticks in tokens (2k, 32k) and binary bytes (512 MiB, 4 GiB); the
+    legend outside the plot, at the right."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for index, curve in enumerate(curves):
         seq_lens = [p["seq_len"] for p in curve["points"]]
-        gib = [p["kv_cache_bytes"] / 2**30 for p in curve["points"]]
-        axis.plot(seq_lens, gib, marker="o", markersize=3, label=f"{curve['name']} ({curve['attention']})")
+        sizes = [p["kv_cache_bytes"] for p in curve["points"]]
+        axis.plot(seq_lens, sizes, markersize=3.5, linewidth=1.3, label=f"{curve['name']} ({curve['attention']})",
+                  **kv_style(index))  # fmt: skip
     axis.set_xscale("log", base=2)
-    axis.set_yscale("log")
+    axis.set_yscale("log", base=2)
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: tokens_label(x)))
+    axis.yaxis.set_major_locator(LogLocator(base=2, numticks=12))
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda y, _: bytes_label(y)))
+    axis.yaxis.set_minor_formatter(NullFormatter())
     axis.set_xlabel("context length (tokens)")
-    axis.set_ylabel(f"KV cache (GiB), batch {batch}, {dtype}")
+    axis.set_ylabel(f"KV cache, batch {batch}, {dtype}")
     axis.set_title("KV cache vs context")
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.grid(True, which="major", alpha=0.3)
+    columns = 1 if len(curves) <= 20 else 2
+    axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, ncol=columns, frameon=False)
 
 
 def plot_compare(
@@ -80,18 +127,25 @@ def plot_compare(
 ) -> None:
     """`llmarch compare --plot`: parameter shares by component beside KV cache against context length."""
     plt = _pyplot()
-    height = max(3.5, 0.35 * len(records) + 1.5)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [1.1, 1]})
+    bars = len(_share_rows(records))
+    height = max(4.0, 0.3 * bars + 1.8, 0.16 * len(curves) / (1 if len(curves) <= 20 else 2) + 1.5)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(16, height), gridspec_kw={"width_ratios": [1.1, 1]})
     draw_param_shares(left, records)
+    _hang_legend(figure, left)
     draw_kv_curves(right, curves, batch=batch, dtype=dtype)
     figure.tight_layout()
     save_png(figure, path)
 
 
-# -- `llmarch report`: figures as PNG bytes (embedded in HTML, or written beside the Markdown) ---------------
+def _hang_legend(figure: Any, axis: Any) -> None:
+    """Hang the axis' legend a fixed 0.5 inch below it, clear of the x label at any figure height."""
+    from matplotlib.transforms import offset_copy
 
-_LINESTYLES = ("-", "--", ":", "-.")
-_MARKERS = ("o", "s", "^", "D")
+    legend = axis.get_legend()
+    legend.set_bbox_to_anchor((0.5, 0.0), transform=offset_copy(axis.transAxes, figure, y=-0.5, units="inches"))
+
+
+# -- `llmarch report`: figures as PNG bytes (embedded in HTML, or written beside the Markdown) ---------------
 
 
 def png_bytes(figure: Any) -> bytes:
@@ -104,14 +158,10 @@ def png_bytes(figure: Any) -> bytes:
 
 def param_shares_png(records: Sequence[dict[str, Any]]) -> bytes:
     """Parameters by component (`draw_param_shares`) on its own, as PNG bytes."""
-    from matplotlib.transforms import offset_copy
-
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.4 * len(records) + 1.5)))
+    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.4 * len(_share_rows(records)) + 1.5)))
     draw_param_shares(axis, records)
-    # Hang the legend a fixed 0.5 inch below the axis, clear of the x label at any figure height.
-    legend = axis.get_legend()
-    legend.set_bbox_to_anchor((0.5, 0.0), transform=offset_copy(axis.transAxes, figure, y=-0.5, units="inches"))
+    _hang_legend(figure, axis)
     figure.tight_layout()
     return png_bytes(figure)
 
@@ -121,10 +171,6 @@ def kv_curves_png(curves: Sequence[dict[str, Any]], *, batch: int, dtype: str) -
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 4.5))
     draw_kv_curves(axis, curves, batch=batch, dtype=dtype)
-    # Models with the same KV shape draw the same line: vary the style so that none hides another.
-    for index, line in enumerate(axis.get_lines()):
-        line.set_linestyle(_LINESTYLES[index % len(_LINESTYLES)])
-    axis.legend(fontsize=7)
     figure.tight_layout()
     return png_bytes(figure)
 
