@@ -17,7 +17,7 @@ from llmarch.calc.plan import (
     plan_training,
 )
 from llmarch.calc.training_memory import training_memory
-from llmarch.catalog.hardware import accelerator
+from llmarch.catalog.hardware import accelerator, accelerator_names
 from llmarch.catalog.presets import load
 from llmarch.cli import app
 from llmarch.core.config import ArchConfig
@@ -193,3 +193,16 @@ def test_cli_nothing_fits_exits_1_with_the_shortfall() -> None:
     )
     assert result.exit_code == 1
     assert "nothing fits" in result.stderr and "more" in result.stderr and "closest plan" in result.stderr
+
+
+@pytest.mark.parametrize("gpu", accelerator_names())
+def test_every_catalog_gpu_plans_a_small_model(gpu: str) -> None:
+    # Each accelerator has a training-efficiency row or the flagged generic one, and a 16-bit peak.
+    acc = accelerator(gpu)
+    dtype = "bf16" if "bf16" in acc.peak_flop_per_s else "fp16"
+    result = plan_training(load("gpt-2"), gpu=gpu, n_gpus=8, global_batch=64, seq_len=1024, dtype=dtype, top=1)
+    best = result.best
+    assert best is not None and 0.05 < best.mfu < 0.8 and best.tokens_per_s_per_gpu > 0
+    with_rows = {"a100-40gb", "a100-80gb", "a100-80gb-pcie", "h100-sxm", "h100-nvl", "h100-pcie", "h200", "b200",
+                 "gb200", "mi300x"}  # fmt: skip
+    assert (result.assumptions["efficiency_row"] == "generic") == (gpu not in with_rows)

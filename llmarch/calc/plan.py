@@ -16,7 +16,6 @@ evaluated in one vectorised numpy pass (numpy is imported lazily).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -24,7 +23,7 @@ from typing import Any
 
 from llmarch.calc import step_time as st
 from llmarch.calc import training_memory as tm
-from llmarch.calc.flops import RECOMPUTE_MODES, training_flops_per_token
+from llmarch.calc.flops import RECOMPUTE_MODES, Recompute, training_flops_per_token
 from llmarch.calc.params import count_params
 from llmarch.catalog.hardware import Accelerator, accelerator, canonical_peak_dtype, training_efficiency
 from llmarch.core.checks import positive_int
@@ -304,12 +303,12 @@ def palm_flops_per_token(config: ArchConfig, seq_len: int, *, recompute: str = "
     return 6.0 * n + attention + extra
 
 
-@functools.cache
 def _flops_table(config: ArchConfig, seq_len: int) -> dict[str, tuple[float, float]]:
     """recompute -> (causal FLOPs per token, PaLM FLOPs per token)."""
+    modes: tuple[Recompute, ...] = ("none", "selective", "full")
     return {
         r: (training_flops_per_token(config, seq_len, recompute=r), palm_flops_per_token(config, seq_len, recompute=r))
-        for r in RECOMPUTE_MODES
+        for r in modes
     }
 
 
