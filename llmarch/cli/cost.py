@@ -18,6 +18,7 @@ from llmarch.cli._app import (
     OutputOption,
     WorkloadOption,
     app,
+    flag,
     handle_errors,
     render,
 )
@@ -203,7 +204,7 @@ def _emit(estimates: list[Any], *, fmt: OutputFormat, output: str | None, budget
     for hint in _price_hints(records):
         typer.echo(hint, err=True)
     for over in exceeded:
-        typer.echo(budget_line(over.name, over.option, over.value, over.limit), err=True)
+        typer.echo(budget_line(over.name, flag(over.keyword), over.value, over.limit), err=True)
     if exceeded:
         raise typer.Exit(EXIT_THRESHOLD)
 

@@ -240,7 +240,7 @@ def _suggest(setup: ServingSetup) -> tuple[str, ...]:
     for t in (t for t in range(tp + 1, min(config.n_heads, 64) + 1) if config.n_heads % t == 0 and t & (t - 1) == 0):
         trial = resolve_setup(config, setup.gpu, **_keywords(setup, tp=t, n_gpus=None))
         if memory_at(trial, 1).total_bytes <= trial.usable_bytes:
-            out.append(f"--tp {t}")
+            out.append(f"`tp` {t}")
             break
     width = weights_bytes(config, setup.dtype)
     for smaller in ("fp8", "int8", "int4"):
@@ -248,7 +248,7 @@ def _suggest(setup: ServingSetup) -> tuple[str, ...]:
             continue
         trial = resolve_setup(config, setup.gpu, **_keywords(setup, dtype=smaller, kv_dtype=None))
         if memory_at(trial, 1).total_bytes <= trial.usable_bytes:
-            out.append(f"--dtype {smaller}" + (f" at --tp {tp}" if tp > 1 else ""))
+            out.append(f"`dtype` {smaller}" + (f" at `tp` {tp}" if tp > 1 else ""))
             break
     return tuple(out)
 

@@ -113,8 +113,8 @@ def _link(acc: Accelerator, tp: int, given: float | None, defaults: list[str]) -
         return acc.interconnect_bytes_per_s / 2
     if tp > 1:
         raise InvalidValueError(
-            f"the catalog has no GPU-to-GPU bandwidth for {acc.name}; pass link_bandwidth_bytes_per_s "
-            "(--link-bandwidth: one direction, per GPU, e.g. 64GB for 64 GB/s) to model tensor parallelism"
+            f"the catalog has no GPU-to-GPU bandwidth for {acc.name}; pass `link_bandwidth_bytes_per_s` "
+            "(one direction, per GPU, e.g. 64GB for 64 GB/s) to model tensor parallelism"
         )
     return None
 
@@ -125,7 +125,7 @@ def _price(acc: Accelerator, given: float | None, defaults: list[str]) -> tuple[
     defaults.append("usd_per_gpu_hour")
     catalogued = default_price(acc.name)
     if catalogued is None:
-        return None, f"unknown (no default price for {acc.name}); pass --price-per-gpu-hour"
+        return None, f"unknown (no default price for {acc.name}); pass `usd_per_gpu_hour`"
     return catalogued.usd_per_gpu_hour, f"default on-demand price as of {catalogued.as_of} ({catalogued.source}); " \
         "not a quote"  # fmt: skip
 
@@ -134,15 +134,15 @@ def _parallelism(config: ArchConfig, tp: int, pp: int, n_gpus: int | None, defau
     """(n_gpus, replicas) after checking that tp divides the heads and pp the layers."""
     tp, pp = positive_int("tp", tp), positive_int("pp", pp)
     if config.n_heads % tp:
-        raise InvalidValueError(f"tp {tp} must divide {config.name}'s n_heads ({config.n_heads}) (--tp)")
+        raise InvalidValueError(f"`tp` {tp} must divide {config.name}'s n_heads ({config.n_heads})")
     if pp > config.n_layers:
-        raise InvalidValueError(f"pp {pp} must not exceed {config.name}'s n_layers ({config.n_layers}) (--pp)")
+        raise InvalidValueError(f"`pp` {pp} must not exceed {config.name}'s n_layers ({config.n_layers})")
     if n_gpus is None:
         n_gpus = tp * pp
         defaults.append("n_gpus")
     n_gpus = positive_int("n_gpus", n_gpus)
     if n_gpus % (tp * pp):
-        raise InvalidValueError(f"n_gpus ({n_gpus}) must be a multiple of tp x pp ({tp * pp}) (--n-gpus)")
+        raise InvalidValueError(f"`n_gpus` ({n_gpus}) must be a multiple of `tp` x `pp` ({tp * pp})")
     return n_gpus, n_gpus // (tp * pp)
 
 
@@ -177,7 +177,7 @@ def resolve_setup(config: ArchConfig, gpu: str | Accelerator, **kw: Any) -> Serv
     defaults: list[str] = []
     acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
     if acc.memory_bandwidth_bytes_per_s is None:
-        raise InvalidValueError(f"the catalog has no memory bandwidth for {acc.name}; choose another gpu (--gpu)")
+        raise InvalidValueError(f"the catalog has no memory bandwidth for {acc.name}; choose another `gpu`")
     eff = serving_efficiency(acc.name)
     n_gpus, replicas = _parallelism(config, kw["tp"], kw["pp"], kw["n_gpus"], defaults)
     dtype = quant_scheme(kw["dtype"]).name
