@@ -280,10 +280,10 @@ def test_budgets() -> None:
     # $2,000, 200 kg CO2e, 100 h / 10 devices = 4.17 days.
     assert cost.check_budgets([estimate], max_cost_usd=2000, max_co2e_kg=200, max_days=5) == []
     over = cost.check_budgets([estimate], max_cost_usd=1999, max_co2e_kg=100, max_days=4)
-    assert [(o.keyword, o.value, o.limit) for o in over] == [
-        ("max_cost_usd", 2000.0, 1999),
-        ("max_co2e_kg", pytest.approx(200.0), 100),
-        ("max_days", pytest.approx(100 / 24), 4),
+    assert [(o.option, o.value, o.limit) for o in over] == [
+        ("--max-cost", 2000.0, 1999),
+        ("--max-co2e", pytest.approx(200.0), 100),
+        ("--max-days", pytest.approx(100 / 24), 4),
     ]
     with pytest.raises(InvalidValueError, match="`max_cost_usd` needs a price: pass `usd_per_gpu_hour`"):
         cost.check_budgets([cost.footprint(10, power_w=300)], max_cost_usd=1)

@@ -497,7 +497,7 @@ class BudgetExceeded:
     """One estimate over one budget (the CLI prints one line per instance and exits with code 3)."""
 
     name: str  # the estimate's name
-    keyword: str  # the budget's keyword argument: "max_cost_usd", "max_co2e_kg" or "max_days"
+    option: str  # the budget's CLI option, "--max-cost", "--max-co2e" or "--max-days" (the report's key too)
     value: float  # the estimate, in the option's unit (USD, kg CO2e, days)
     limit: float
 
@@ -512,21 +512,21 @@ def check_budgets(
     """The budgets each estimate exceeds, in order. A budget on a quantity that could not be estimated
     (no price, no power, no device count) is an InvalidValueError saying which input to add."""
     gates = [
-        ("max_cost_usd", max_cost_usd, "cost_usd", "a price: pass `usd_per_gpu_hour`"),
-        ("max_co2e_kg", max_co2e_kg, "co2e_kg", "a power figure: pass `power_w`"),
-        ("max_days", max_days, "wall_clock_days", "a device count: pass `n_gpus`"),
+        ("max_cost_usd", "--max-cost", max_cost_usd, "cost_usd", "a price: pass `usd_per_gpu_hour`"),
+        ("max_co2e_kg", "--max-co2e", max_co2e_kg, "co2e_kg", "a power figure: pass `power_w`"),
+        ("max_days", "--max-days", max_days, "wall_clock_days", "a device count: pass `n_gpus`"),
     ]
-    for keyword, limit, _, _ in gates:
+    for keyword, _, limit, _, _ in gates:
         if limit is not None:
             non_negative(f"`{keyword}`", limit)
     out: list[BudgetExceeded] = []
     for estimate in estimates:
-        for keyword, limit, attribute, needs in gates:
+        for keyword, option, limit, attribute, needs in gates:
             if limit is None:
                 continue
             value = getattr(estimate, attribute)
             if value is None:
                 raise InvalidValueError(f"`{keyword}` needs {needs} ({estimate.name} has none)")
             if value > limit:
-                out.append(BudgetExceeded(estimate.name, keyword, value, limit))
+                out.append(BudgetExceeded(estimate.name, option, value, limit))
     return out

@@ -18,7 +18,6 @@ from llmarch.cli._app import (
     OutputOption,
     WorkloadOption,
     app,
-    flag,
     handle_errors,
     render,
 )
@@ -204,7 +203,7 @@ def _emit(estimates: list[Any], *, fmt: OutputFormat, output: str | None, budget
     for hint in _price_hints(records):
         typer.echo(hint, err=True)
     for over in exceeded:
-        typer.echo(budget_line(over.name, flag(over.keyword), over.value, over.limit), err=True)
+        typer.echo(budget_line(over.name, over.option, over.value, over.limit), err=True)
     if exceeded:
         raise typer.Exit(EXIT_THRESHOLD)
 

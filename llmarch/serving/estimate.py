@@ -29,15 +29,19 @@ from llmarch.calc.memory import weights_bytes
 from llmarch.calc.serving_memory import Occupancy, ServingMemory, serving_memory
 from llmarch.catalog.hardware import Accelerator
 from llmarch.core.config import ArchConfig
-from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PROMPT_LEN
+from llmarch.core.defaults import (
+    DEFAULT_DRAFT_LEN,
+    DEFAULT_DTYPE,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_PROMPT_LEN,
+    DEFAULT_TOKEN_BUDGET,
+)
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import format_bytes
 from llmarch.serving.batching import LoadPoint, load_point
 from llmarch.serving.calibration import BenchCalibration, bench_device_matches, select_bench_row
 from llmarch.serving.setup import (
-    DEFAULT_DRAFT_LEN,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_TOKEN_BUDGET,
     SECONDS_PER_HOUR,
     ServingSetup,
     resolve_setup,

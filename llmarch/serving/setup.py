@@ -12,25 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmarch.calc.quant import check_kv_dtype, default_kv_dtype, quant_scheme
-from llmarch.calc.serving_memory import DEFAULT_GPU_MEMORY_UTILIZATION
 from llmarch.catalog.hardware import Accelerator, accelerator, canonical_peak_dtype, default_price
 from llmarch.catalog.serving_efficiency import ServingEfficiency, serving_efficiency
 from llmarch.core.checks import fraction, non_negative, positive, positive_int
 from llmarch.core.config import ArchConfig
-from llmarch.core.defaults import DEFAULT_PREFILL_CHUNK
+from llmarch.core.defaults import DEFAULT_ACCEPTANCE_RATE, DEFAULT_GPU_MEMORY_UTILIZATION
 from llmarch.core.errors import InvalidValueError
 from llmarch.serving.batching import Workload
 from llmarch.serving.step import Hardware, ModelWork, model_work
 
-#: Tokens per engine step (chunked prefill): vLLM's max_num_batched_tokens and TensorRT-LLM's max_num_tokens
-#: default to 8192 on current versions (SGLang's chunked_prefill_size 8192 on H100, 4096-8192 elsewhere).
-DEFAULT_TOKEN_BUDGET = DEFAULT_PREFILL_CHUNK
-#: Largest number of requests in flight the maximum-throughput search considers: TensorRT-LLM's trtllm-bench
-#: runs up to max_batch_size 2048 and vLLM V1 schedules up to max_num_seqs 1024 on H100-class GPUs.
-DEFAULT_MAX_CONCURRENCY = 1024
-#: Speculative decoding defaults (Leviathan et al. 2023): draft length and per-token acceptance rate.
-DEFAULT_DRAFT_LEN = 4
-DEFAULT_ACCEPTANCE_RATE = 0.7
 SECONDS_PER_HOUR = 3600.0
 BATCHING_MODES = ("continuous", "static")
 
