@@ -7,7 +7,7 @@ llmarch itself never imports transformers.
 
     python scripts/hf_param_count.py tests/data/hf_configs/llama-2-7b.json [...]
 
-A multimodal config (Gemma 3, Llama 4) is counted by its language model only, built from its
+A multimodal config (Gemma 3, Llama 4, Mistral 3) is counted by its language model only, built from its
 `text_config` (Gemma3ForCausalLM, Llama4ForCausalLM): what llmarch maps from such a file.
 """
 
@@ -17,7 +17,7 @@ import json
 import sys
 
 #: Multimodal model types whose language model (text_config) is what llmarch counts.
-MULTIMODAL = ("gemma3", "llama4")
+MULTIMODAL = ("gemma3", "llama4", "mistral3")
 
 
 def hf_param_count(path: str) -> int:

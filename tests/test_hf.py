@@ -147,7 +147,9 @@ OLD_FALCON: list[tuple[str, dict[str, Any], int]] = [
 
 # The 2024-2026 model types: tiny configs with their transformers counts, kept as data (long dicts).
 TINY_2024 = json.loads((Path(__file__).parent / "data" / "hf_tiny_configs.json").read_text(encoding="utf-8"))["cases"]
-# Every checkpoint fixture's measured count (and MoE active count by the README's definition).
+# Every checkpoint fixture's measured count (and MoE active count by the README's definition). The Llama 4 files
+# say attn_temperature_tuning true where Meta's say 4: transformers 5.24 refuses the integer (a runtime knob that
+# builds no parameter).
 FIXTURE_COUNTS = json.loads((Path(__file__).parent / "data" / "hf_config_counts.json").read_text(encoding="utf-8"))
 
 

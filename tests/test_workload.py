@@ -141,3 +141,15 @@ def test_the_same_serving_question_gets_the_same_answer_from_estimate_inference_
     single = _json("estimate-inference", "--workload", str(path))["results"][0]
     assert (single["prompt_len"], single["tp"], single["replicas"]) == (4096, 2, 2)
     assert _report(tmp_path, "--workload", str(path))["serving"][0] == single
+
+
+def test_plan_reads_its_model_and_training_knobs_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text("presets: [llama-2-7b]\ngpu: a100-80gb\nseq_len: 4k\n"
+                    "training: {n_gpus: 16, global_batch: 64, tp: 2, zero: 1}\n")  # fmt: skip
+    from_file = _json("plan", "--workload", str(path), "--top", "2")["results"]
+    by_hand = _json("plan", "llama-2-7b", "--gpu", "a100-80gb", "--seq-len", "4096", "--n-gpus", "16",
+                    "--global-batch", "64", "--tp", "2", "--zero", "1", "--top", "2")["results"]  # fmt: skip
+    assert from_file == by_hand and all((r["tp"], r["zero"]) == (2, 1) for r in from_file)
+    result = runner.invoke(app, ["plan", "llama-2-7b"])
+    assert result.exit_code == 2 and "--gpu, --n-gpus, --global-batch" in result.output

@@ -1083,6 +1083,8 @@ def _llama4_text(r: _Reader) -> dict[str, Any]:
     moe_layers = r.value("moe_layers", default=None)
     if moe_layers is not None and moe_layers != list(range(step - 1, n_layers, step)):
         r.unsupported("moe_layers", "MoE layers other than every interleave_moe_layer_step-th")
+    if step == 1:
+        raw["d_ff"] = raw["d_ff_expert"]  # no dense layer: intermediate_size_mlp builds nothing (Scout)
     return raw
 
 
@@ -1134,10 +1136,45 @@ def _exaone4(r: _Reader) -> dict[str, Any]:
     return raw
 
 
+def _glm4(r: _Reader) -> dict[str, Any]:
+    # GLM-4 (0414): sandwich norms (post_self_attn_layernorm, post_mlp_layernorm), q/k/v biases without an output
+    # bias, half the head rotated, a fused gate_up_proj (the same count as separate SwiGLU matrices).
+    bias = r.bool("attention_bias", default=True)
+    raw = _llama_like(r, qkv_bias=bias, out_bias=False, mlp_bias=False, tie=False, d_ff=13696, max_seq_len=32768)
+    raw.update(norm_position="sandwich", **r.rope(default_fraction=0.5))
+    return raw
+
+
+def _olmoe(r: _Reader) -> dict[str, Any]:
+    # OLMoE (Muennighoff et al. 2024, arXiv:2409.02060): full-width q/k RMSNorms, every layer MoE with bias-free
+    # SwiGLU experts of intermediate_size, no shared expert.
+    raw = _llama_like(r, qkv_bias=False, out_bias=False, mlp_bias=False, tie=False, d_ff=2048, max_seq_len=4096)
+    raw.update(
+        qk_norm="full",
+        n_experts=r.int("num_experts", default=64),
+        n_experts_per_token=r.int("num_experts_per_tok", default=8),
+        d_ff_expert=raw["d_ff"],
+    )
+    return raw
+
+
+def _smollm3(r: _Reader) -> dict[str, Any]:
+    # SmolLM3: the Llama block with tied embeddings; every 4th layer skips RoPE (no_rope_layers), which changes no
+    # count, KV cache or FLOPs and is recorded in notes only.
+    raw = _llama_like(r, qkv_bias=False, out_bias=False, mlp_bias=r.bool("mlp_bias", default=False), tie=True,
+                      d_ff=11008, max_seq_len=32768, theta=2e6)  # fmt: skip
+    nope = r.value("no_rope_layers", default=None)
+    if isinstance(nope, list) and not all(nope):
+        note = f"Layers without RoPE (NoPE, not modelled): {[i for i, x in enumerate(nope) if not x]}."
+        raw["notes"] = f"{raw['notes']} {note}" if raw.get("notes") else note
+    return raw
+
+
 def _multimodal(r: _Reader, text_type: str) -> dict[str, Any]:
-    """The language model of a multimodal config (Gemma 3, Llama 4): its text_config, vision tower left out."""
+    """The language model of a multimodal config (Gemma 3, Llama 4, Mistral 3): its text_config, vision tower left
+    out."""
     text = r.dict("text_config")
-    if not text and r.model_type == "llama4":
+    if not text and r.model_type in ("llama4", "mistral3"):
         r.fail("text_config", "is required: llmarch counts the language model of a multimodal config")
     text = {"model_type": text_type, **text}
     if text["model_type"] != text_type:
@@ -1175,6 +1212,10 @@ _MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "deepseek_v2": lambda r: _deepseek(r, v3=False),
     "deepseek_v3": lambda r: _deepseek(r, v3=True),
     "exaone4": _exaone4,
+    "glm4": _glm4,
+    "mistral3": lambda r: _multimodal(r, "mistral"),
+    "olmoe": _olmoe,
+    "smollm3": _smollm3,
     "falcon": _falcon,
     "RefinedWeb": _falcon,
     "RefinedWebModel": _falcon,

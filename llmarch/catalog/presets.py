@@ -456,8 +456,8 @@ def derived_provenance(base: dict[str, Any], child: dict[str, Any], *, by: str, 
         out["source"] = f"{by}: {parent} {what} (shapes otherwise from {parent}: {base.get('source') or '-'})"
     if "training" in child and not isinstance(child["training"], dict):
         return out  # not a mapping: validation says so
-    parent_training = base.get("training") if isinstance(base.get("training"), dict) else {}
-    child_training = child.get("training") if isinstance(child.get("training"), dict) else {}
+    parent_training: dict[str, Any] = base["training"] if isinstance(base.get("training"), dict) else {}
+    child_training: dict[str, Any] = child["training"] if isinstance(child.get("training"), dict) else {}
     if "source" in child_training or not (parent_training or child_training):
         return out
     facts = [f"training.{k}" for k, v in child_training.items() if v != parent_training.get(k)]

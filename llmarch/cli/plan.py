@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from llmarch.cli._app import EXIT_USER_ERROR, FormatOption, OutputFormat, OutputOption, app, handle_errors, render
+from llmarch.cli._app import (
+    EXIT_USER_ERROR,
+    CatalogOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    WorkloadOption,
+    app,
+    handle_errors,
+    render,
+)
 
 
 class RecomputeChoice(StrEnum):
@@ -72,11 +82,11 @@ def _print_table(record: dict[str, Any], notes: list[str], fmt: OutputFormat, ou
 @handle_errors
 def plan_command(
     model: Annotated[
-        str, typer.Argument(metavar="MODEL", help="A preset name, preset file, config.json or overrides.")
-    ],
-    gpu: Annotated[str, typer.Option(help="GPU from 'llmarch gpus', e.g. h100-sxm.")],
-    n_gpus: Annotated[int, typer.Option(help="GPUs in all (= tp x cp x pp x dp).")],
-    global_batch: Annotated[int, typer.Option(help="Sequences per optimizer step.")],
+        str | None, typer.Argument(metavar="MODEL", help="A preset name, preset file, config.json or overrides.")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="GPU from 'llmarch gpus', e.g. h100-sxm (required).")] = None,
+    n_gpus: Annotated[int | None, typer.Option(help="GPUs in all (= tp x cp x pp x dp; required).")] = None,
+    global_batch: Annotated[int | None, typer.Option(help="Sequences per optimizer step (required).")] = None,
     seq_len: Annotated[
         int | None, typer.Option(help="Tokens per sequence; default: the preset's training length.")
     ] = None,
@@ -101,6 +111,8 @@ def plan_command(
     plot: Annotated[
         str | None, typer.Option(metavar="FILE.png", help="Also draw the step-time breakdown of the top plans.")
     ] = None,
+    workload: WorkloadOption = None,
+    catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -111,7 +123,11 @@ def plan_command(
     from llmarch.catalog import presets
     from llmarch.report.format import format_bytes
 
-    config = presets.load_many([model])[0]
+    given = {"MODEL": model, "--gpu": gpu, "--n-gpus": n_gpus, "--global-batch": global_batch}
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        raise typer.BadParameter(f"pass {', '.join(missing)} (on the command line or in a --workload file)")
+    config = presets.load_many([model])[0]  # type: ignore[list-item]
     result = plan_training(
         config, gpu=gpu, n_gpus=n_gpus, global_batch=global_batch, seq_len=seq_len, tp=tp, pp=pp, cp=cp, ep=ep,
         virtual_stages=virtual_stages, micro_batch=micro_batch,
