@@ -3,6 +3,7 @@ configurations checked against the reference model (parameters by name, FLOPs me
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -326,3 +327,41 @@ def test_weight_dtypes_accept_groups_and_refuse_other_keys(mapping: dict[str, st
     with pytest.raises(InvalidConfigError) as excinfo:
         tiny(weight_dtypes={**mapping, bad_key: "bf16"})
     assert excinfo.value.field == "weight_dtypes"
+
+
+@pytest.mark.parametrize(
+    ("base", "change"),
+    [
+        ({"n_layers": 4, "attention_chunk": 3, "global_every": 4}, {"nope_global_layers": True}),
+        ({"n_layers": 4, "sliding_window": 3, "global_every": 2}, {"rope_local_theta": 100.0}),
+        ({"attention_chunk": 3}, {"attention_chunk": None, "sliding_window": 3}),
+        ({}, {"attention_multiplier": 0.05}),
+        ({}, {"attn_logit_softcap": 0.5}),
+        ({}, {"residual_multiplier": 0.5}),
+    ],
+    ids=["nope", "local-theta", "chunk-vs-window", "score-scale", "softcap", "residual-scale"],
+)
+def test_each_reference_feature_changes_the_computation(base: dict[str, Any], change: dict[str, Any]) -> None:
+    """Same weights, one feature toggled: the logits differ past the first positions, so the reference model
+    really applies it (a count-free field that the model ignored would pass every count test)."""
+    tokens = torch.randint(0, 100, (1, 10), generator=torch.Generator().manual_seed(2))
+    logits = []
+    for changes in (base, {**base, **change}):
+        torch.manual_seed(0)
+        model = build_model(tiny(d_model=32, d_head=8, d_ff=48, **changes), dtype=torch.float64).eval()
+        with torch.no_grad():
+            logits.append(model(tokens))
+    assert not torch.allclose(logits[0][:, 4:], logits[1][:, 4:])
+
+
+def test_sinks_take_probability_mass() -> None:
+    # One query, two equal keys: without a sink each gets 1/2; a sink logit of log(2) takes 1/2 of the mass.
+    q = torch.ones(1, 1, 1, 4, dtype=torch.float64)
+    k = torch.zeros(1, 2, 1, 4, dtype=torch.float64)
+    v = torch.tensor([[[[1.0]], [[3.0]]]], dtype=torch.float64)  # (batch, keys, heads, d_v)
+    from llmarch.reference.model import attend
+
+    plain = attend(q, k, v, q_start=1, k_start=0, causal=True, window=None, bias_fn=None)
+    sink = attend(q, k, v, q_start=1, k_start=0, causal=True, window=None, bias_fn=None,
+                  sinks=torch.tensor([math.log(2.0)], dtype=torch.float64))  # fmt: skip
+    assert plain.item() == pytest.approx(2.0) and sink.item() == pytest.approx(1.0)

@@ -186,7 +186,7 @@ BAD_YAML = {
     "unknown training fact": (TINY + "training:\n  tokns: 5\n", "training.tokns"),
     "year": (TINY + "year: -5\n", "year"),
     "negative relative distance": (TINY + "relative_attention_max_distance: -1\n", "relative_attention_max_distance"),
-    "too many layers": (TINY.replace("n_layers: 2", "n_layers: 100001"), "n_layers"),
+    "too many layers": (TINY.replace("n_layers: 2", "n_layers: 10001"), "n_layers"),
     "string layers": (TINY.replace("n_layers: 2", "n_layers: many"), "n_layers"),
     "bool layers": (TINY.replace("n_layers: 2", "n_layers: true"), "n_layers"),
     "extends not text": (TINY + "extends: 5\n", "extends"),
@@ -267,6 +267,12 @@ def test_cache_keeps_only_validated_files(tmp_path: Path) -> None:
     good = write(tmp_path, TINY, "good.yaml")
     compare_json(str(good))
     assert [entry["n_layers"] for entry in _cache_entries(tmp_path).values()] == [2]
+
+
+def test_large_files_are_not_cached(tmp_path: Path) -> None:
+    path = write(tmp_path, TINY + "notes: " + "x" * (200 << 10) + "\n")
+    assert compare_json(str(path))[0]["n_layers"] == 2
+    assert _cache_entries(tmp_path) == {}
 
 
 def test_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -366,7 +372,7 @@ BAD_OVERRIDES = {
     "llama-2-7b:n_layers=2:3": "n_layers",
     "llama-2-7b:n_layers=1e400": "n_layers",
     "llama-2-7b:n_layers=" + "9" * 5000: "n_layers",
-    "llama-2-7b:n_layers=100001": "n_layers",
+    "llama-2-7b:n_layers=10001": "n_layers",
     "llama-2-7b:training.tokens=-5": "training.tokens",
     "llama-2-7b:training.tokens=1e400": "training.tokens",
     "llama-2-7b:training=5": "training",

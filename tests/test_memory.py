@@ -520,3 +520,19 @@ def test_memory_command_does_not_import_torch_or_pandas() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_wider_shared_experts_store_wider_activations() -> None:
+    """Qwen2-MoE's shared expert is wider than a routed one (d_ff_shared): its MLP activations grow with it."""
+    import dataclasses
+
+    from llmarch.calc import training_memory as tm
+
+    base = load("deepseek-v2-lite")
+    assert base.n_shared_experts == 2 and base.d_ff_shared is None
+    wide = dataclasses.replace(base, d_ff_shared=4 * base.expert_d_ff)
+    tokens = 1024
+    _, narrow_ff = tm._mlp_activation_bytes(base, tokens, moe=True, dropout=False)
+    _, wide_ff = tm._mlp_activation_bytes(wide, tokens, moe=True, dropout=False)
+    # gated MLP: 3 stored d_ff-wide tensors per expert visited; 2 shared experts each 3 x d_ff_expert wider
+    assert wide_ff - narrow_ff == 3 * tm.ACTIVATION_BYTES * tokens * 2 * 3 * base.expert_d_ff

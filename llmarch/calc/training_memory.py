@@ -208,9 +208,10 @@ def _mlp_activation_bytes(config: ArchConfig, tokens: int, *, moe: bool, dropout
     if not moe:
         return rep, n_hidden * a * tokens * config.d_ff
     assert config.n_experts is not None and config.n_experts_per_token is not None
-    k, n_shared, d_e = config.n_experts_per_token, config.n_shared_experts, config.expert_d_ff
+    k, n_shared = config.n_experts_per_token, config.n_shared_experts
     rep += a * tokens * config.n_experts + k * a * tokens * d  # router logits, dispatched copies
-    return rep, (k + n_shared) * n_hidden * a * tokens * d_e
+    hidden = k * config.expert_d_ff + n_shared * config.shared_expert_d_ff  # shared experts may be wider
+    return rep, n_hidden * a * tokens * hidden
 
 
 def _peak_stage(
@@ -635,7 +636,7 @@ def inference_workspace_bytes(
       T e [2 d + max(H d_h + 2 K d_h + H d_v (Q, K, V, attention output), n_hidden d_ff_eff) / t]
         the residual stream and the normed input, then the larger of the attention and MLP working sets;
         n_hidden = 3 for a gated MLP (gate, up, product) and 2 otherwise; d_ff_eff = d_ff, or under MoE
-        (k + n_shared) x d_ff_expert (each token visits k routed and the shared experts); K = n_kv_heads
+        k x d_ff_expert + n_shared x d_ff_shared (each token visits k routed and the shared experts); K = n_kv_heads
         (n_heads for MLA, whose latent is expanded);
       + 2 e batch (H / t) seq_len^2 without FlashAttention: the score matrix and its softmax of one layer;
       + 4 batch vocab / t: fp32 logits of the last position (generation needs no others; an implementation
@@ -653,7 +654,8 @@ def inference_workspace_bytes(
     d_ff_eff = config.d_ff
     if config.is_moe:
         assert config.n_experts_per_token is not None
-        d_ff_eff = max(config.d_ff, (config.n_experts_per_token + config.n_shared_experts) * config.expert_d_ff)
+        moe_hidden = config.n_experts_per_token * config.expert_d_ff
+        d_ff_eff = max(config.d_ff, moe_hidden + config.n_shared_experts * config.shared_expert_d_ff)
     mlp_width = (3 if config.gated_mlp else 2) * d_ff_eff
     workspace = tokens * e * (2 * config.d_model + max(attention_width, mlp_width) / tp)
     if not flash:

@@ -137,6 +137,8 @@ _CACHE_VERSION = 2
 MAX_CACHE_ENTRIES = 512
 #: A cache file larger than this is ignored (and rewritten): MAX_CACHE_ENTRIES small presets fit easily.
 _MAX_CACHE_BYTES = 16 << 20
+#: Files larger than this are parsed every time, not cached (a preset is about 1 KiB; this keeps the cache small).
+_MAX_CACHED_FILE_BYTES = 64 << 10
 
 
 def _digest(data: bytes) -> str:
@@ -248,7 +250,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if cached is not None:
         return _copy(cached)
     parsed = _parse_yaml(data, origin=str(path))
-    if _json_safe(parsed):
+    if len(data) <= _MAX_CACHED_FILE_BYTES and _json_safe(parsed):
         _cache.stage(digest, parsed)
     return _copy(parsed)
 

@@ -586,7 +586,9 @@ def main() -> None:
     except BrokenPipeError:
         _silence_stdout()
         code = 0
-    except OSError as exc:
+    except OSError as exc:  # writing help or the final flush to a full disk or a closed stream
+        if _debug():
+            raise
         _silence_stdout()
         _say(f"error: cannot write to standard output: {exc.strerror or exc}")
         code = EXIT_USER_ERROR

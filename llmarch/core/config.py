@@ -475,8 +475,8 @@ class ArchConfig:
 MAX_INT = 2**53
 #: Largest magnitude of a real-valued field (a learning rate, rope_theta, training tokens).
 MAX_REAL = 1e30
-#: Most layers per stack (calculators walk the layers; the deepest published model has a few hundred).
-MAX_LAYERS = 100_000
+#: Most layers per stack: 10x DeepNet's 1000 (Wang et al. 2022, arXiv:2203.00555); calculators and verify walk them.
+MAX_LAYERS = 10_000
 #: Text fields shown as one line (in tables, headings, links): no control characters at all.
 _ONE_LINE_FIELDS = frozenset({"name", "family", "source", "hf_id"})
 
