@@ -72,6 +72,14 @@ class OutputFormat(StrEnum):
     markdown = "markdown"
 
 
+class RecomputeChoice(StrEnum):
+    """Activation recomputation, the choices of `--recompute` (estimate-cost, plan)."""
+
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
 FormatOption = Annotated[
     OutputFormat,
     typer.Option("--format", "-f", help="Output format: a terminal table, or json/csv/markdown for machines and CI."),

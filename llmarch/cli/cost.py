@@ -16,18 +16,13 @@ from llmarch.cli._app import (
     GpuPeakOverride,
     OutputFormat,
     OutputOption,
+    RecomputeChoice,
     WorkloadOption,
     app,
     handle_errors,
     render,
 )
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_MFU, DEFAULT_N_GPUS, DEFAULT_PUE, DEFAULT_REGION
-
-
-class RecomputeChoice(StrEnum):
-    none = "none"
-    selective = "selective"
-    full = "full"
 
 
 class FlopsMethod(StrEnum):

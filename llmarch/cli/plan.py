@@ -13,17 +13,12 @@ from llmarch.cli._app import (
     FormatOption,
     OutputFormat,
     OutputOption,
+    RecomputeChoice,
     WorkloadOption,
     app,
     handle_errors,
     render,
 )
-
-
-class RecomputeChoice(StrEnum):
-    none = "none"
-    selective = "selective"
-    full = "full"
 
 
 class PlanDtype(StrEnum):

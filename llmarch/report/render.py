@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import quote
 
 from llmarch.core.text import has_control, printable
@@ -24,11 +24,16 @@ def safe_url(url: str) -> str | None:
     return quote(url, safe=":/?#@!$&'*+,;=%~-._")  # not ( ) < > [ ] " ` \ or spaces
 
 
-def _md_cell(cell: Cell) -> str:
+def _cell(cell: Cell, escape: Callable[[str], str], link: Callable[[str, str], str]) -> str:
+    """A table cell as `escape(text)`; a Link with a safe URL as `link(url, escape(text))` (Markdown and HTML)."""
     if isinstance(cell, Link):
         url = safe_url(cell.url)
-        return f"[{md_escape(cell.text)}]({url})" if url else md_escape(cell.text)
-    return md_escape(cell)
+        return link(url, escape(cell.text)) if url else escape(cell.text)
+    return escape(cell)
+
+
+def _md_cell(cell: Cell) -> str:
+    return _cell(cell, md_escape, lambda url, text: f"[{text}]({url})")
 
 
 def _md_table(t: Table) -> str:
@@ -101,10 +106,7 @@ def _html_text(text: str) -> str:
 
 
 def _html_cell(cell: Cell) -> str:
-    if isinstance(cell, Link):
-        url = safe_url(cell.url)
-        return f'<a href="{url}">{_html_text(cell.text)}</a>' if url else _html_text(cell.text)
-    return _html_text(cell)
+    return _cell(cell, _html_text, lambda url, text: f'<a href="{url}">{text}</a>')
 
 
 def _html_table(t: Table) -> str:
