@@ -240,6 +240,16 @@ def _text(row: dict[str, Any], key: str, *, file: str, where: str) -> str:
     return value
 
 
+def _row_key(row: dict[str, Any], key: str, *, allowed: set[str], file: str, what: str) -> tuple[str, str]:
+    """(a catalog row's `key` text, its place in messages: `<what> 'name'`), after refusing fields not `allowed`."""
+    value = _text(row, key, file=file, where="row")
+    where = f"{what} {value!r}"
+    unknown = set(row) - allowed
+    if unknown:
+        raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+    return value, where
+
+
 def _load_json(name: str) -> dict[str, Any]:
     path = DATA_DIR / name
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -258,11 +268,7 @@ _ACCELERATOR_KEYS = {"name", "display_name", "vendor", "peak_tflop_per_s", "memo
 def _accelerators(user: tuple[str, ...] = ()) -> dict[str, Accelerator]:
     out: dict[str, Accelerator] = {}
     for row, file in _catalog_rows("accelerators", user):
-        name = _text(row, "name", file=file, where="row")
-        where = f"accelerator {name!r}"
-        unknown = set(row) - _ACCELERATOR_KEYS
-        if unknown:
-            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+        name, where = _row_key(row, "name", allowed=_ACCELERATOR_KEYS, file=file, what="accelerator")
         if name in out:
             raise _fail(file, where, "listed twice")
         peaks: dict[str, float] = {}
@@ -455,11 +461,7 @@ _GRID_KEYS = {"region", "kind", "name", "kg_co2e_per_kwh", "year", "source", "no
 def _grid(user: tuple[str, ...] = ()) -> dict[str, GridIntensity]:
     out: dict[str, GridIntensity] = {}
     for row, file in _catalog_rows("regions", user):
-        region = _text(row, "region", file=file, where="row")
-        where = f"region {region!r}"
-        unknown = set(row) - _GRID_KEYS
-        if unknown:
-            raise _fail(file, where, f"unknown field {sorted(unknown)[0]!r}")
+        region, where = _row_key(row, "region", allowed=_GRID_KEYS, file=file, what="region")
         if region in out or region != region.lower():  # user rows are lower-cased when read
             raise _fail(file, where, "keys must be unique and lower case")
         intensity = row["kg_co2e_per_kwh"]
