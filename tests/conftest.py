@@ -15,5 +15,6 @@ def _isolated_preset_path(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     monkeypatch.delenv("LLMARCH_CATALOG", raising=False)  # only the shipped accelerators, regions and prices
     monkeypatch.setenv(presets.CACHE_ENV, str(tmp_path_factory.getbasetemp() / "llmarch-cache"))
     presets._cache.entries = None
+    presets._validated_cache.entries = None
     presets._load_cached.cache_clear()
     presets._index_cached.cache_clear()

@@ -70,7 +70,7 @@ def test_resolve_tokens() -> None:
     for bad, message in (("-2T", "must be positive"), ("0", "must be positive"), ("lots", "cannot parse")):
         with pytest.raises(InvalidValueError, match=message):
             cost.resolve_tokens(llama, bad)
-    with pytest.raises(InvalidValueError, match="mistral-7b has no published training tokens; pass --tokens"):
+    with pytest.raises(InvalidValueError, match="mistral-7b has no published training tokens; pass `tokens`"):
         cost.resolve_tokens(load("mistral-7b"), None)
 
 
@@ -237,7 +237,7 @@ def test_fp8_region_recompute_and_missing_power() -> None:
     assert full.assumptions["hfu"] == pytest.approx(0.4 * 4 / 3)
     tpu = cost.estimate_training_cost(llama, "tpu-v5e")  # no published power, no default price
     assert (tpu.energy_kwh, tpu.co2e_kg, tpu.cost_usd) == (None, None, None)
-    assert "pass --power-w" in tpu.assumptions["power_source"]
+    assert "pass `power_w`" in tpu.assumptions["power_source"]
     tpu = cost.estimate_training_cost(llama, "tpu-v5e", power_w=200, usd_per_gpu_hour=1.2)
     assert tpu.energy_kwh == pytest.approx(tpu.gpu_hours * 0.2 * 1.1)
     assert tpu.cost_usd == pytest.approx(tpu.gpu_hours * 1.2)
@@ -246,22 +246,22 @@ def test_fp8_region_recompute_and_missing_power() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mfu": 0.0}, r"--mfu must be a fraction in \(0, 1\]"),
-        ({"mfu": 1.5}, r"--mfu must be a fraction in \(0, 1\]"),
-        ({"mfu": -0.2}, r"--mfu must be a fraction"),
-        ({"mfu": math.nan}, "--mfu must be a finite number"),
-        ({"n_gpus": 0}, "--n-gpus must be a positive integer"),
+        ({"mfu": 0.0}, r"`mfu` must be a fraction in \(0, 1\]"),
+        ({"mfu": 1.5}, r"`mfu` must be a fraction in \(0, 1\]"),
+        ({"mfu": -0.2}, r"`mfu` must be a fraction"),
+        ({"mfu": math.nan}, "`mfu` must be a finite number"),
+        ({"n_gpus": 0}, "`n_gpus` must be a positive integer"),
         ({"pue": 0.9}, "cannot be below 1"),
-        ({"power_w": -5.0}, "--power-w must be positive"),
+        ({"power_w": -5.0}, "`power_w` must be positive"),
         ({"usd_per_gpu_hour": -1.0}, "must not be negative"),
         ({"grid_kg_co2e_per_kwh": -0.1}, "must not be negative"),
         ({"region": "us", "grid_kg_co2e_per_kwh": 0.3}, "not both"),
         ({"region": "atlantis"}, "unknown region 'atlantis'"),
-        ({"tokens": "-1T"}, "--tokens must be positive"),
+        ({"tokens": "-1T"}, "`tokens` must be positive"),
         ({"dtype": "fp64"}, "unknown dtype"),
-        ({"flops_method": "magic"}, "--flops-method must be one of"),
-        ({"recompute": "some"}, "--recompute must be one of"),
-        ({"flops_method": "6nd", "recompute": "full"}, "only applies to --flops-method exact"),
+        ({"flops_method": "magic"}, "`flops_method` must be one of"),
+        ({"recompute": "some"}, "`recompute` must be one of"),
+        ({"flops_method": "6nd", "recompute": "full"}, "only applies to `flops_method` exact"),
     ],
 )
 def test_bad_inputs_raise(kwargs: dict, message: str) -> None:
@@ -285,9 +285,9 @@ def test_budgets() -> None:
         ("--max-co2e", pytest.approx(200.0), 100),
         ("--max-days", pytest.approx(100 / 24), 4),
     ]
-    with pytest.raises(InvalidValueError, match="--max-cost needs a price"):
+    with pytest.raises(InvalidValueError, match="`max_cost_usd` needs a price: pass `usd_per_gpu_hour`"):
         cost.check_budgets([cost.footprint(10, power_w=300)], max_cost_usd=1)
-    with pytest.raises(InvalidValueError, match="--max-days must not be negative"):
+    with pytest.raises(InvalidValueError, match="`max_days` must not be negative"):
         cost.check_budgets([estimate], max_days=-1)
 
 

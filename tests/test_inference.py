@@ -137,7 +137,7 @@ def test_throughput_and_cost_by_hand() -> None:
     assert split == pytest.approx(512 * e.usd_per_million_tokens)
     assert 0 < e.usd_per_million_input_tokens < e.usd_per_million_output_tokens
     no_price = estimate_inference(load("gpt-2"), "l4")
-    assert no_price.usd_per_million_tokens is None and "price-per-gpu-hour" in no_price.assumptions["price_source"]
+    assert no_price.usd_per_million_tokens is None and "pass `usd_per_gpu_hour`" in no_price.assumptions["price_source"]
 
 
 def test_continuous_batching_ttft_is_one_prefill_static_is_the_whole_batch() -> None:
@@ -312,14 +312,15 @@ def test_a_4bit_kv_cache_is_refused_the_same_way_everywhere() -> None:
 def test_a_model_that_does_not_fit_says_what_would() -> None:
     e = estimate_inference(load("llama-2-70b"), "h100-sxm")
     assert not e.fits and e.max_batch == 0 and e.ttft_s is None and e.tokens_per_s is None
-    assert e.suggestions == ("--tp 2", "--dtype fp8")
+    assert e.suggestions == ("`tp` 2", "`dtype` fp8")
     message = e.fit_message()
     assert message.startswith("llama-2-70b does not fit one h100-sxm even at batch 1")
-    assert message.endswith("it would fit with --tp 2 or --dtype fp8")
+    assert message.endswith("it would fit with `tp` 2 or `dtype` fp8")
     code, _, err = invoke("estimate-inference", "llama-2-70b", "--gpu", "h100-sxm")
-    assert code == 1 and err.strip() == f"error: {message}"
+    shown = message.replace("`tp` 2", "--tp 2").replace("`dtype` fp8", "--dtype fp8")  # the CLI names its flags
+    assert code == 1 and err.strip() == f"error: {shown}"
     code, out, err = invoke("estimate-inference", "llama-2-70b", "llama-2-7b", "--gpu", "h100-sxm", "-f", "json")
-    assert code == 0 and f"note: {message}" in err
+    assert code == 0 and f"note: {shown}" in err
     rows = json.loads(out)["estimates"]
     assert [r["fits"] for r in rows] == [False, True] and rows[0]["ttft_s"] is None
 
@@ -328,7 +329,7 @@ def test_a_model_that_does_not_fit_says_what_would() -> None:
     ("kwargs", "message"),
     [
         ({"tp": 3}, "must divide llama-2-7b's n_heads"),
-        ({"tp": 2, "n_gpus": 3}, "must be a multiple of tp x pp"),
+        ({"tp": 2, "n_gpus": 3}, "must be a multiple of `tp` x `pp`"),
         ({"prompt_len": 0}, "prompt_len must be a positive integer"),
         ({"batch": 0}, "batch must be a positive integer"),
         ({"flop_efficiency": 1.5}, "flop_efficiency must be a fraction in"),
@@ -367,8 +368,10 @@ def test_tensor_parallel_link_comes_from_the_catalog() -> None:
     # One direction is half the quoted NVLink total: 300 GB/s on A100, 450 GB/s on H100.
     assert a100.assumptions["link_bandwidth_bytes_per_s"] == 300e9
     assert h100.assumptions["link_bandwidth_bytes_per_s"] == 450e9
-    with pytest.raises(InvalidValueError, match="--link-bandwidth"):
+    with pytest.raises(InvalidValueError, match="pass `link_bandwidth_bytes_per_s`"):
         estimate_inference(load("llama-2-13b"), gpu="mi300x", tp=2, batch=1)
+    code, _, err = invoke("estimate-inference", "llama-2-13b", "--gpu", "mi300x", "--tp", "2")
+    assert code == 1 and "pass --link-bandwidth (one direction" in err
     single = estimate_inference(load("llama-2-7b"), gpu="mi300x", tp=1, batch=1)
     assert single.assumptions["link_bandwidth_bytes_per_s"] is None
 

@@ -53,19 +53,19 @@ SECONDS_PER_DAY = 86400.0
 
 
 def _check_mfu(mfu: float) -> float:
-    return fraction("--mfu", mfu)
+    return fraction("`mfu`", mfu)
 
 
 def _check_pue(pue: float) -> float:
-    value = finite_number("--pue", pue)
+    value = finite_number("`pue`", pue)
     if value < 1:
-        raise InvalidValueError(f"--pue is facility energy over IT energy and cannot be below 1, got {pue!r}")
+        raise InvalidValueError(f"`pue` is facility energy over IT energy and cannot be below 1, got {pue!r}")
     return value
 
 
 def _check_n_gpus(n_gpus: int) -> int:
     if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 1:
-        raise InvalidValueError(f"--n-gpus must be a positive integer, got {n_gpus!r}")
+        raise InvalidValueError(f"`n_gpus` must be a positive integer, got {n_gpus!r}")
     return n_gpus
 
 
@@ -81,16 +81,16 @@ def resolve_tokens(config: ArchConfig, tokens: str | float | None) -> tuple[floa
     if tokens is None:
         if config.training.tokens is None:
             raise InvalidValueError(
-                f"{config.name} has no published training tokens; pass --tokens (a count like 2T, or chinchilla)"
+                f"{config.name} has no published training tokens; pass `tokens` (a count like 2T, or chinchilla)"
             )
         return float(config.training.tokens), f"preset training.tokens: {config.training.source or 'no source given'}"
     if isinstance(tokens, str) and tokens.strip().lower() == "chinchilla":
         return chinchilla_tokens(config), "chinchilla (20 tokens per parameter, Hoffmann et al. 2022)"
     if isinstance(tokens, str) and tokens.strip().startswith("-"):
-        raise InvalidValueError(f"--tokens must be positive, got {tokens!r}")
-    value = parse_count(tokens, what="--tokens")
+        raise InvalidValueError(f"`tokens` must be positive, got {tokens!r}")
+    value = parse_count(tokens, what="`tokens`")
     if value <= 0:
-        raise InvalidValueError(f"--tokens must be positive, got {tokens!r}")
+        raise InvalidValueError(f"`tokens` must be positive, got {tokens!r}")
     return value, "given"
 
 
@@ -104,14 +104,14 @@ def training_flops(
     active parameters per token (= total for dense models; Kaplan et al. 2020, arXiv:2001.08361), which
     leaves out attention and recomputation.
     """
-    tokens = positive("--tokens", tokens)
+    tokens = positive("`tokens`", tokens)
     if method == "exact":
         return training_flops_per_token(config, seq_len, recompute=recompute) * tokens
     if method == "6nd":
         if recompute != "none":
-            raise InvalidValueError("--recompute only applies to --flops-method exact (6ND counts no recomputation)")
+            raise InvalidValueError("`recompute` only applies to `flops_method` exact (6ND counts no recomputation)")
         return six_nd(count_params(config).active, tokens)
-    raise InvalidValueError(f"--flops-method must be one of {', '.join(FLOPS_METHODS)}, got {method!r}")
+    raise InvalidValueError(f"`flops_method` must be one of {', '.join(FLOPS_METHODS)}, got {method!r}")
 
 
 def gpu_hours_from_flops(flops: float, peak_flop_per_s: float, mfu: float) -> float:
@@ -139,7 +139,7 @@ def energy_kwh(gpu_hours: float, power_w: float, pue: float) -> float:
     arXiv:2302.13971, section 6: Wh = GPU-h x GPU power x PUE, with 400 W per A100-80GB and PUE 1.1), after
     Wu et al. 2022 (arXiv:2111.00364).
     """
-    return non_negative("--gpu-hours", gpu_hours) * positive("--power-w", power_w) / 1000.0 * _check_pue(pue)
+    return non_negative("`gpu_hours`", gpu_hours) * positive("`power_w`", power_w) / 1000.0 * _check_pue(pue)
 
 
 def co2e_kg(energy: float, kg_co2e_per_kwh: float) -> float:
@@ -147,12 +147,12 @@ def co2e_kg(energy: float, kg_co2e_per_kwh: float) -> float:
 
     LLaMA: tCO2eq = MWh x 0.385 (Touvron et al. 2023, arXiv:2302.13971, section 6 and Table 15).
     """
-    return non_negative("energy", energy) * non_negative("--grid-intensity", kg_co2e_per_kwh)
+    return non_negative("energy", energy) * non_negative("`grid_kg_co2e_per_kwh`", kg_co2e_per_kwh)
 
 
 def cost_usd(gpu_hours: float, usd_per_gpu_hour: float) -> float:
     """Rental cost in USD: GPU-hours x price per GPU-hour (on demand; no discounts, storage or egress)."""
-    return non_negative("--gpu-hours", gpu_hours) * non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
+    return non_negative("`gpu_hours`", gpu_hours) * non_negative("`usd_per_gpu_hour`", usd_per_gpu_hour)
 
 
 # -- estimates ----------------------------------------------------------------------------------------------
@@ -195,9 +195,9 @@ class CostEstimate:
 
 def _resolve_grid(region: str | None, kg_co2e_per_kwh: float | None, defaults: list[str]) -> dict[str, Any]:
     if region is not None and kg_co2e_per_kwh is not None:
-        raise InvalidValueError("give --region or --grid-intensity, not both")
+        raise InvalidValueError("give `region` or `grid_kg_co2e_per_kwh`, not both")
     if kg_co2e_per_kwh is not None:
-        value = non_negative("--grid-intensity", kg_co2e_per_kwh)
+        value = non_negative("`grid_kg_co2e_per_kwh`", kg_co2e_per_kwh)
         return {"grid_region": None, "grid_kg_co2e_per_kwh": value, "grid_year": None, "grid_source": "given"}
     if region is None:
         region = DEFAULT_REGION
@@ -213,11 +213,11 @@ def _resolve_grid(region: str | None, kg_co2e_per_kwh: float | None, defaults: l
 
 def _resolve_power(gpu: Accelerator | None, power_w: float | None) -> dict[str, Any]:
     if power_w is not None:
-        return {"power_w": positive("--power-w", power_w), "power_source": "given"}
+        return {"power_w": positive("`power_w`", power_w), "power_source": "given"}
     if gpu is not None and gpu.power_w is not None:
         return {"power_w": gpu.power_w, "power_source": f"catalog ({gpu.power_basis})"}
-    missing = f"none published for {gpu.name}" if gpu is not None else "no --gpu"
-    return {"power_w": None, "power_source": f"unknown ({missing}); pass --power-w for energy and CO2e"}
+    missing = f"none published for {gpu.name}" if gpu is not None else "no `gpu`"
+    return {"power_w": None, "power_source": f"unknown ({missing}); pass `power_w` for energy and CO2e"}
 
 
 def with_node_overhead(power: dict[str, Any], node_overhead_w: float | None) -> dict[str, Any]:
@@ -229,19 +229,19 @@ def with_node_overhead(power: dict[str, Any], node_overhead_w: float | None) -> 
     """
     if not node_overhead_w or power["power_w"] is None:
         return power
-    overhead = positive("--node-overhead-w", node_overhead_w)
+    overhead = positive("`node_overhead_w`", node_overhead_w)
     return {"power_w": power["power_w"] + overhead,
             "power_source": f"{power['power_source']} + {overhead:g} W node overhead per GPU (given)"}  # fmt: skip
 
 
 def _resolve_price(gpu: Accelerator | None, usd_per_gpu_hour: float | None) -> dict[str, Any]:
     if usd_per_gpu_hour is not None:
-        price = non_negative("--price-per-gpu-hour", usd_per_gpu_hour)
+        price = non_negative("`usd_per_gpu_hour`", usd_per_gpu_hour)
         return {"usd_per_gpu_hour": price, "price_source": "given"}
     default = default_price(gpu.name) if gpu is not None else None
     if default is None:
-        missing = f"no default price for {gpu.name}" if gpu is not None else "no --gpu"
-        return {"usd_per_gpu_hour": None, "price_source": f"unknown ({missing}); pass --price-per-gpu-hour"}
+        missing = f"no default price for {gpu.name}" if gpu is not None else "no `gpu`"
+        return {"usd_per_gpu_hour": None, "price_source": f"unknown ({missing}); pass `usd_per_gpu_hour`"}
     return {
         "usd_per_gpu_hour": default.usd_per_gpu_hour,
         "price_source": f"default on-demand price as of {default.as_of} ({default.source}); not a quote",
@@ -287,7 +287,7 @@ def _resolve_global_batch(config: ArchConfig, global_batch: int | None, seq_len:
     if config.training.global_batch_tokens:
         return max(1, round(config.training.global_batch_tokens / seq_len)), "preset training.global_batch_tokens"
     raise InvalidValueError(
-        f"{config.name} publishes no global batch; pass --global-batch (sequences per step) with a parallel "
+        f"{config.name} publishes no global batch; pass `global_batch` (sequences per step) with a parallel "
         "configuration"
     )
 
@@ -307,8 +307,8 @@ def planned_throughput(
         assert result.closest is not None
         raise InvalidValueError(
             f"no parallel configuration of {config.name} fits {n_gpus} x {acc.name} (the closest needs "
-            f"{-result.closest.headroom_bytes / 2**30:.1f} GiB more per GPU); change --n-gpus or the knobs, or pass "
-            "--mfu"
+            f"{-result.closest.headroom_bytes / 2**30:.1f} GiB more per GPU); change `n_gpus` or the knobs, or pass "
+            "`mfu`"
         )
     plan = {k: getattr(best, k) for k in ("tp", "pp", "dp", "cp", "ep", "zero", "recompute", "micro_batch",
                                           "virtual_stages", "sequence_parallel", "grad_accum")}  # fmt: skip
@@ -353,7 +353,7 @@ def estimate_training_cost(
         defaults.append("tokens")
     use_plan = mfu is None and (global_batch is not None or bool(parallel))
     if use_plan and n_gpus is None:
-        raise InvalidValueError("--n-gpus is required with a parallel configuration (the plan depends on it)")
+        raise InvalidValueError("`n_gpus` is required with a parallel configuration (the plan depends on it)")
     if n_gpus is None:
         n_gpus = DEFAULT_N_GPUS
         defaults.append("n_gpus")
@@ -368,9 +368,9 @@ def estimate_training_cost(
         seq_len = config.training.seq_len or config.max_seq_len
         defaults.append("seq_len")
     if recompute not in RECOMPUTE_MODES:
-        raise InvalidValueError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
+        raise InvalidValueError(f"`recompute` must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
     if flops_method not in FLOPS_METHODS:
-        raise InvalidValueError(f"--flops-method must be one of {', '.join(FLOPS_METHODS)}, got {flops_method!r}")
+        raise InvalidValueError(f"`flops_method` must be one of {', '.join(FLOPS_METHODS)}, got {flops_method!r}")
     pue, grid, power, price = _resolve_site(acc, pue, region, grid_kg_co2e_per_kwh, power_w, usd_per_gpu_hour, defaults)
     power = with_node_overhead(power, node_overhead_w)
     hardware_flops = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute, method=flops_method)
@@ -427,7 +427,7 @@ def implied_utilization(
     n_tokens, tokens_source = resolve_tokens(config, tokens)
     seq_len = seq_len or config.training.seq_len or config.max_seq_len
     peak = acc.peak(canonical_peak_dtype(dtype or DEFAULT_DTYPE))
-    device_flops = positive("--gpu-hours", gpu_hours) * SECONDS_PER_HOUR * peak
+    device_flops = positive("`gpu_hours`", gpu_hours) * SECONDS_PER_HOUR * peak
     model = training_flops(config, n_tokens, seq_len=seq_len)
     hardware = training_flops(config, n_tokens, seq_len=seq_len, recompute=recompute)
     palm = palm_flops_per_token(config, seq_len) * n_tokens
@@ -459,7 +459,7 @@ def footprint(
     GPU-hours imply, and the training FLOPs.
     """
     defaults: list[str] = []
-    hours = positive("--gpu-hours", gpu_hours)
+    hours = positive("`gpu_hours`", gpu_hours)
     acc = None if gpu is None else (gpu if isinstance(gpu, Accelerator) else accelerator(gpu))
     pue, grid, power, price = _resolve_site(acc, pue, region, grid_kg_co2e_per_kwh, power_w, usd_per_gpu_hour, defaults)
     power = with_node_overhead(power, node_overhead_w)
@@ -497,7 +497,7 @@ class BudgetExceeded:
     """One estimate over one budget (the CLI prints one line per instance and exits with code 3)."""
 
     name: str  # the estimate's name
-    option: str  # "--max-cost", "--max-co2e" or "--max-days"
+    option: str  # the budget's CLI option, "--max-cost", "--max-co2e" or "--max-days" (the report's key too)
     value: float  # the estimate, in the option's unit (USD, kg CO2e, days)
     limit: float
 
@@ -512,21 +512,21 @@ def check_budgets(
     """The budgets each estimate exceeds, in order. A budget on a quantity that could not be estimated
     (no price, no power, no device count) is an InvalidValueError saying which input to add."""
     gates = [
-        ("--max-cost", max_cost_usd, "cost_usd", "a price: pass --price-per-gpu-hour"),
-        ("--max-co2e", max_co2e_kg, "co2e_kg", "a power figure: pass --power-w"),
-        ("--max-days", max_days, "wall_clock_days", "a device count: pass --n-gpus"),
+        ("max_cost_usd", "--max-cost", max_cost_usd, "cost_usd", "a price: pass `usd_per_gpu_hour`"),
+        ("max_co2e_kg", "--max-co2e", max_co2e_kg, "co2e_kg", "a power figure: pass `power_w`"),
+        ("max_days", "--max-days", max_days, "wall_clock_days", "a device count: pass `n_gpus`"),
     ]
-    for option, limit, _, _ in gates:
+    for keyword, _, limit, _, _ in gates:
         if limit is not None:
-            non_negative(option, limit)
+            non_negative(f"`{keyword}`", limit)
     out: list[BudgetExceeded] = []
     for estimate in estimates:
-        for option, limit, attribute, needs in gates:
+        for keyword, option, limit, attribute, needs in gates:
             if limit is None:
                 continue
             value = getattr(estimate, attribute)
             if value is None:
-                raise InvalidValueError(f"{option} needs {needs} ({estimate.name} has none)")
+                raise InvalidValueError(f"`{keyword}` needs {needs} ({estimate.name} has none)")
             if value > limit:
                 out.append(BudgetExceeded(estimate.name, option, value, limit))
     return out

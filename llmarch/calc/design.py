@@ -61,7 +61,6 @@ DEFAULT_GLOBAL_EVERY = (2, 6)
 DEFAULT_MLA_KV_RANKS = (512,)
 DEFAULT_MLA_ROPE_DIM = 64
 DEFAULT_TOLERANCE = 0.02
-DEFAULT_GPU = "h100-sxm"  # the accelerator designs are costed on unless --gpu says otherwise
 DEFAULT_TOP = 5
 DEFAULT_GLOBAL_BATCH_TOKENS = 4 * 2**20  # tokens per optimizer step for the planner (Llama 2: "4M", 1024 x 4096)
 ATTENTION_KINDS = ("gqa", "mla", "swa")

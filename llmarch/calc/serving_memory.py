@@ -28,8 +28,6 @@ from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
 
 Occupancy = Literal["full", "mean"]
-#: Fraction of GPU memory a serving engine may use (vLLM gpu_memory_utilization's default).
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 
 
 def kv_tp_share(config: ArchConfig, tp: int) -> float:

@@ -554,6 +554,7 @@ def load(spec: str) -> ArchConfig:
         return _load_one(spec.strip())
     finally:
         _cache.flush()
+        _validated_cache.flush()
 
 
 def _load_one(spec: str) -> ArchConfig:
@@ -571,11 +572,13 @@ def _load_cached(spec: str, _preset_path: str) -> ArchConfig:
         origin = where if _split_overrides(spec)[1] is None else spec
         if "name" not in raw:
             raw["name"] = Path(where).stem
-        config = ArchConfig.from_dict(raw, origin=origin)
+        config = _validated_config(raw, origin)
     except BaseException:
         _cache.discard()  # never keep the parse of a file that does not validate
+        _validated_cache.discard()
         raise
     _cache.commit()
+    _validated_cache.commit()
     return config
 
 
@@ -585,6 +588,7 @@ def load_many(specs: list[str]) -> list[ArchConfig]:
         return [_load_one(s.strip()) for s in _checked(specs)]
     finally:
         _cache.flush()
+        _validated_cache.flush()
 
 
 def _checked(specs: list[str]) -> list[str]:
@@ -597,3 +601,107 @@ def _checked(specs: list[str]) -> list[str]:
 def load_all() -> list[ArchConfig]:
     """Every preset reachable by name, sorted by name."""
     return load_many(preset_names())
+
+
+class _ValidatedCache(_ParseCache):
+    """The fields of configs that validated, keyed by a hash of the resolved mapping and its origin: the parse
+    cache's rules (bounded, only committed results, corrupt files ignored) in a file of its own."""
+
+    def _path(self) -> Path | None:
+        path = super()._path()
+        return None if path is None else path.with_name(_VALIDATED_FILE)
+
+
+_VALIDATED_FILE = "validated-presets-v1.json"
+_validated_cache = _ValidatedCache()
+
+
+def _validated_config(raw: dict[str, Any], origin: str) -> ArchConfig:
+    """`ArchConfig.from_dict(raw, origin=origin)`, validated once per distinct (mapping, origin, llmarch version).
+
+    Validation is most of what loading a known preset costs, and its result depends on the resolved mapping and
+    the origin alone. So the fields of a config that validated are staged in a cache file beside the parse
+    cache, under a hash of the three (kept only if the load commits, like a parsed file), and rebuilt from
+    there on the next run. A mapping not seen before, one that is not plain JSON data, or an entry that does
+    not rebuild is validated in full; an entry is stored only if it rebuilds into an equal config.
+    """
+    key = _validation_key(raw, origin)
+    if key is not None:
+        entry = _validated_cache.get(key)
+        if entry is not None:
+            config = _rebuild(entry.get("fields"))
+            if config is not None:
+                return config
+    config = ArchConfig.from_dict(raw, origin=origin)
+    if key is not None:
+        fields = _fields_of(config)
+        if _rebuild(json.loads(json.dumps(fields, allow_nan=False))) == config:  # stored only if it round-trips
+            _validated_cache.stage(key, {"fields": fields})
+    return config
+
+
+def _validation_key(raw: dict[str, Any], origin: str) -> str | None:
+    from llmarch._version import __version__
+
+    try:
+        text = json.dumps([__version__, origin, raw], sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return _digest(text.encode("utf-8", "surrogatepass"))
+
+
+def _fields_of(config: ArchConfig) -> dict[str, Any]:
+    """The fields of a validated config that differ from their defaults, as plain JSON data (training facts as
+    a mapping, always present)."""
+    import dataclasses
+
+    fields = {
+        f.name: value
+        for f in dataclasses.fields(config)
+        if (value := getattr(config, f.name)) is not f.default
+        and (type(value) is not type(f.default) or value != f.default)
+    }
+    fields["training"] = {k: v for k, v in dataclasses.asdict(config.training).items() if v is not None}
+    if fields.get("weight_dtypes") is not None:
+        fields["weight_dtypes"] = dict(fields["weight_dtypes"])
+    return fields
+
+
+def _rebuild(fields: Any) -> ArchConfig | None:
+    """The config whose fields `_fields_of` gave, without validating again; None for a malformed entry.
+
+    The frozen dataclasses are filled directly (their generated `__init__`, one `object.__setattr__` per field,
+    would cost more than the rest of loading); an entry naming a field that does not exist is malformed."""
+    from llmarch.core.config import DtypeMap, TrainingMeta
+
+    if not isinstance(fields, dict) or not isinstance(fields.get("training"), dict):
+        return None
+    config_defaults, training_defaults = _defaults()
+    if not (fields.keys() <= config_defaults.keys() and fields["training"].keys() <= training_defaults.keys()):
+        return None
+    training = object.__new__(TrainingMeta)
+    training.__dict__.update(training_defaults, **fields["training"])
+    config = object.__new__(ArchConfig)
+    config.__dict__.update(config_defaults, **fields)
+    config.__dict__["training"] = training
+    if isinstance(fields.get("weight_dtypes"), dict):
+        config.__dict__["weight_dtypes"] = DtypeMap(fields["weight_dtypes"])
+    if any(value is _REQUIRED for value in config.__dict__.values()):
+        return None
+    return config
+
+
+_REQUIRED = object()
+
+
+@functools.cache
+def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Default value of every ArchConfig and TrainingMeta field (_REQUIRED for a field without one)."""
+    import dataclasses
+
+    from llmarch.core.config import TrainingMeta
+
+    def defaults(cls: type) -> dict[str, Any]:
+        return {f.name: _REQUIRED if f.default is dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
+
+    return defaults(ArchConfig), defaults(TrainingMeta)

@@ -17,7 +17,7 @@ from llmarch.cli._app import (
     handle_errors,
     render,
 )
-from llmarch.core.defaults import DEFAULT_GENERATE_LEN
+from llmarch.core.defaults import DEFAULT_DESIGN_GPU, DEFAULT_GENERATE_LEN
 
 
 def _join(values: tuple[float, ...], sep: str = ",") -> str:
@@ -165,7 +165,7 @@ def design_command(
     gpu_hours: Annotated[float | None, typer.Option(help="Budget in GPU-hours of --gpu (at --mfu).")] = None,
     budget_usd: Annotated[float | None, typer.Option(help="Budget in USD at --gpu's price per hour.")] = None,
     days: Annotated[float | None, typer.Option(help="Budget in days of --n-gpus x --gpu.")] = None,
-    gpu: Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")] = D.DEFAULT_GPU,
+    gpu: Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")] = DEFAULT_DESIGN_GPU,
     n_gpus: Annotated[int | None, typer.Option(help="Training cluster size (wall-clock). Default 1.")] = None,
     mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilisation of training. Default 0.4.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per training GPU-hour.")] = None,

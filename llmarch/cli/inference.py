@@ -21,6 +21,7 @@ from llmarch.cli._app import (
     WorkloadOption,
     app,
     handle_errors,
+    keywords_to_flags,
     resolve_specs,
 )
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
@@ -100,10 +101,21 @@ def _curve_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _SKIP_ASSUMPTIONS = ("defaults", "efficiency_sources")
 
 
+def _flags(text: str) -> str:
+    """Library text (which names keyword arguments) as this command's flags: `usd_per_gpu_hour` ->
+    --price-per-gpu-hour."""
+    import inspect
+
+    return keywords_to_flags(text, inspect.signature(estimate_inference_command).parameters)
+
+
 def _assumption_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every assumption as (key, value); a value that differs between models is listed per model."""
     named = [(r["name"], r["assumptions"]) for r in records]
-    rows = [{"assumption": k, "value": v} for k, v in assumption_rows(named, skip=_SKIP_ASSUMPTIONS)]
+    rows = [
+        {"assumption": k, "value": _flags(v) if isinstance(v, str) else v}
+        for k, v in assumption_rows(named, skip=_SKIP_ASSUMPTIONS)
+    ]
     defaults = records[0]["assumptions"].get("defaults") or []
     rows.append({"assumption": "defaults used", "value": ", ".join(defaults) or "none"})
     return rows
@@ -390,6 +402,6 @@ def estimate_inference_command(
     for estimate in estimates:
         for note in (estimate.fit_message(), estimate.context_message()):
             if note:
-                typer.echo(f"note: {note}", err=True)
+                typer.echo(f"note: {_flags(note)}", err=True)
     if plot is not None:
         _plot(records, plot, title=title)

@@ -59,3 +59,20 @@ DEFAULT_N_GPUS = 1
 # -- the report ---------------------------------------------------------------------------------------------
 #: Accelerator of the report's memory, serving and cost sections when none is given.
 DEFAULT_REPORT_GPU = "h100-sxm"
+
+# -- serving engine (`llmarch estimate-inference`) ----------------------------------------------------------
+#: Tokens per engine step (chunked prefill): vLLM's max_num_batched_tokens and TensorRT-LLM's max_num_tokens
+#: default to 8192 on current versions (SGLang's chunked_prefill_size 8192 on H100, 4096-8192 elsewhere).
+DEFAULT_TOKEN_BUDGET = DEFAULT_PREFILL_CHUNK
+#: Largest number of requests in flight the maximum-throughput search considers: TensorRT-LLM's trtllm-bench
+#: runs up to max_batch_size 2048 and vLLM V1 schedules up to max_num_seqs 1024 on H100-class GPUs.
+DEFAULT_MAX_CONCURRENCY = 1024
+#: Speculative decoding defaults (Leviathan et al. 2023): draft length and per-token acceptance rate.
+DEFAULT_DRAFT_LEN = 4
+DEFAULT_ACCEPTANCE_RATE = 0.7
+#: Fraction of GPU memory a serving engine may use (vLLM gpu_memory_utilization's default).
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
+
+# -- design (`llmarch design`) ------------------------------------------------------------------------------
+#: The accelerator designs are costed on unless `gpu` says otherwise.
+DEFAULT_DESIGN_GPU = "h100-sxm"

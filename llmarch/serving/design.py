@@ -20,7 +20,6 @@ from typing import Any
 from llmarch.calc.cost import CostEstimate, estimate_training_cost
 from llmarch.calc.design import (
     DEFAULT_GLOBAL_BATCH_TOKENS,
-    DEFAULT_GPU,
     DEFAULT_TOP,
     Budget,
     ShapeSpace,
@@ -32,6 +31,7 @@ from llmarch.calc.design import (
 )
 from llmarch.calc.scaling import DEFAULT_LAW, ComputeOptimal, InferenceAware, compute_optimal, inference_aware
 from llmarch.core.config import ArchConfig
+from llmarch.core.defaults import DEFAULT_DESIGN_GPU
 from llmarch.core.errors import InvalidValueError
 from llmarch.serving.estimate import DEFAULT_GENERATE_LEN, InferenceEstimate, estimate_inference
 
@@ -59,7 +59,7 @@ class TrainingOptions:
     for the rest of the shortlist) at `mfu` (default: llmarch.calc.cost's).
     """
 
-    gpu: str = DEFAULT_GPU
+    gpu: str = DEFAULT_DESIGN_GPU
     n_gpus: int | None = None
     mfu: float | None = None
     usd_per_gpu_hour: float | None = None

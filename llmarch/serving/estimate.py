@@ -29,15 +29,19 @@ from llmarch.calc.memory import weights_bytes
 from llmarch.calc.serving_memory import Occupancy, ServingMemory, serving_memory
 from llmarch.catalog.hardware import Accelerator
 from llmarch.core.config import ArchConfig
-from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PROMPT_LEN
+from llmarch.core.defaults import (
+    DEFAULT_DRAFT_LEN,
+    DEFAULT_DTYPE,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_PROMPT_LEN,
+    DEFAULT_TOKEN_BUDGET,
+)
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.units import format_bytes
 from llmarch.serving.batching import LoadPoint, load_point
 from llmarch.serving.calibration import BenchCalibration, bench_device_matches, select_bench_row
 from llmarch.serving.setup import (
-    DEFAULT_DRAFT_LEN,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_TOKEN_BUDGET,
     SECONDS_PER_HOUR,
     ServingSetup,
     resolve_setup,
@@ -240,7 +244,7 @@ def _suggest(setup: ServingSetup) -> tuple[str, ...]:
     for t in (t for t in range(tp + 1, min(config.n_heads, 64) + 1) if config.n_heads % t == 0 and t & (t - 1) == 0):
         trial = resolve_setup(config, setup.gpu, **_keywords(setup, tp=t, n_gpus=None))
         if memory_at(trial, 1).total_bytes <= trial.usable_bytes:
-            out.append(f"--tp {t}")
+            out.append(f"`tp` {t}")
             break
     width = weights_bytes(config, setup.dtype)
     for smaller in ("fp8", "int8", "int4"):
@@ -248,7 +252,7 @@ def _suggest(setup: ServingSetup) -> tuple[str, ...]:
             continue
         trial = resolve_setup(config, setup.gpu, **_keywords(setup, dtype=smaller, kv_dtype=None))
         if memory_at(trial, 1).total_bytes <= trial.usable_bytes:
-            out.append(f"--dtype {smaller}" + (f" at --tp {tp}" if tp > 1 else ""))
+            out.append(f"`dtype` {smaller}" + (f" at `tp` {tp}" if tp > 1 else ""))
             break
     return tuple(out)
 

@@ -12,25 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmarch.calc.quant import check_kv_dtype, default_kv_dtype, quant_scheme
-from llmarch.calc.serving_memory import DEFAULT_GPU_MEMORY_UTILIZATION
 from llmarch.catalog.hardware import Accelerator, accelerator, canonical_peak_dtype, default_price
 from llmarch.catalog.serving_efficiency import ServingEfficiency, serving_efficiency
 from llmarch.core.checks import fraction, non_negative, positive, positive_int
 from llmarch.core.config import ArchConfig
-from llmarch.core.defaults import DEFAULT_PREFILL_CHUNK
+from llmarch.core.defaults import DEFAULT_ACCEPTANCE_RATE, DEFAULT_GPU_MEMORY_UTILIZATION
 from llmarch.core.errors import InvalidValueError
 from llmarch.serving.batching import Workload
 from llmarch.serving.step import Hardware, ModelWork, model_work
 
-#: Tokens per engine step (chunked prefill): vLLM's max_num_batched_tokens and TensorRT-LLM's max_num_tokens
-#: default to 8192 on current versions (SGLang's chunked_prefill_size 8192 on H100, 4096-8192 elsewhere).
-DEFAULT_TOKEN_BUDGET = DEFAULT_PREFILL_CHUNK
-#: Largest number of requests in flight the maximum-throughput search considers: TensorRT-LLM's trtllm-bench
-#: runs up to max_batch_size 2048 and vLLM V1 schedules up to max_num_seqs 1024 on H100-class GPUs.
-DEFAULT_MAX_CONCURRENCY = 1024
-#: Speculative decoding defaults (Leviathan et al. 2023): draft length and per-token acceptance rate.
-DEFAULT_DRAFT_LEN = 4
-DEFAULT_ACCEPTANCE_RATE = 0.7
 SECONDS_PER_HOUR = 3600.0
 BATCHING_MODES = ("continuous", "static")
 
@@ -113,8 +103,8 @@ def _link(acc: Accelerator, tp: int, given: float | None, defaults: list[str]) -
         return acc.interconnect_bytes_per_s / 2
     if tp > 1:
         raise InvalidValueError(
-            f"the catalog has no GPU-to-GPU bandwidth for {acc.name}; pass link_bandwidth_bytes_per_s "
-            "(--link-bandwidth: one direction, per GPU, e.g. 64GB for 64 GB/s) to model tensor parallelism"
+            f"the catalog has no GPU-to-GPU bandwidth for {acc.name}; pass `link_bandwidth_bytes_per_s` "
+            "(one direction, per GPU, e.g. 64GB for 64 GB/s) to model tensor parallelism"
         )
     return None
 
@@ -125,7 +115,7 @@ def _price(acc: Accelerator, given: float | None, defaults: list[str]) -> tuple[
     defaults.append("usd_per_gpu_hour")
     catalogued = default_price(acc.name)
     if catalogued is None:
-        return None, f"unknown (no default price for {acc.name}); pass --price-per-gpu-hour"
+        return None, f"unknown (no default price for {acc.name}); pass `usd_per_gpu_hour`"
     return catalogued.usd_per_gpu_hour, f"default on-demand price as of {catalogued.as_of} ({catalogued.source}); " \
         "not a quote"  # fmt: skip
 
@@ -134,15 +124,15 @@ def _parallelism(config: ArchConfig, tp: int, pp: int, n_gpus: int | None, defau
     """(n_gpus, replicas) after checking that tp divides the heads and pp the layers."""
     tp, pp = positive_int("tp", tp), positive_int("pp", pp)
     if config.n_heads % tp:
-        raise InvalidValueError(f"tp {tp} must divide {config.name}'s n_heads ({config.n_heads}) (--tp)")
+        raise InvalidValueError(f"`tp` {tp} must divide {config.name}'s n_heads ({config.n_heads})")
     if pp > config.n_layers:
-        raise InvalidValueError(f"pp {pp} must not exceed {config.name}'s n_layers ({config.n_layers}) (--pp)")
+        raise InvalidValueError(f"`pp` {pp} must not exceed {config.name}'s n_layers ({config.n_layers})")
     if n_gpus is None:
         n_gpus = tp * pp
         defaults.append("n_gpus")
     n_gpus = positive_int("n_gpus", n_gpus)
     if n_gpus % (tp * pp):
-        raise InvalidValueError(f"n_gpus ({n_gpus}) must be a multiple of tp x pp ({tp * pp}) (--n-gpus)")
+        raise InvalidValueError(f"`n_gpus` ({n_gpus}) must be a multiple of `tp` x `pp` ({tp * pp})")
     return n_gpus, n_gpus // (tp * pp)
 
 
@@ -177,7 +167,7 @@ def resolve_setup(config: ArchConfig, gpu: str | Accelerator, **kw: Any) -> Serv
     defaults: list[str] = []
     acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
     if acc.memory_bandwidth_bytes_per_s is None:
-        raise InvalidValueError(f"the catalog has no memory bandwidth for {acc.name}; choose another gpu (--gpu)")
+        raise InvalidValueError(f"the catalog has no memory bandwidth for {acc.name}; choose another `gpu`")
     eff = serving_efficiency(acc.name)
     n_gpus, replicas = _parallelism(config, kw["tp"], kw["pp"], kw["n_gpus"], defaults)
     dtype = quant_scheme(kw["dtype"]).name
