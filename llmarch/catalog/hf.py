@@ -225,6 +225,14 @@ def _decoder(r: _Reader, **fields: Any) -> dict[str, Any]:
     return base
 
 
+def _sliding_window(r: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with `sliding_window` from config.json's, when it gives one (Mistral-style: every layer slides)."""
+    window = r.int("sliding_window", default=None)
+    if window is not None:
+        raw["sliding_window"] = window
+    return raw
+
+
 _LAYER_TYPES = ("sliding_attention", "full_attention", "chunked_attention")
 
 
@@ -345,10 +353,7 @@ def _mixtral(r: _Reader) -> dict[str, Any]:
         n_experts_per_token=r.int("num_experts_per_tok", default=2),
         d_ff_expert=raw["d_ff"],
     )
-    window = r.int("sliding_window", default=None)
-    if window is not None:
-        raw["sliding_window"] = window
-    return raw
+    return _sliding_window(r, raw)
 
 
 def _qwen2(r: _Reader) -> dict[str, Any]:
@@ -356,18 +361,7 @@ def _qwen2(r: _Reader) -> dict[str, Any]:
     raw = _llama_like(
         r, qkv_bias=True, out_bias=False, mlp_bias=False, tie=False, d_ff=22016, max_seq_len=32768, kv_default=32
     )
-    if r.bool("use_sliding_window", default=False):
-        window = r.int("sliding_window", default=4096, null_is_default=False)
-        n_layers = raw["n_layers"]
-        if "layer_types" in r.data and r.data["layer_types"] is not None:
-            raw.update(_window_from_layer_types(r, r.data["layer_types"], window))
-        elif window is not None:
-            # Layers i >= max_window_layers slide (Qwen2Config.__post_init__).
-            first_local = r.int("max_window_layers", default=28, minimum=0)
-            if first_local == 0:
-                raw["sliding_window"] = window
-            elif first_local < n_layers:
-                r.unsupported("max_window_layers", "sliding attention in only the last layers")
+    _qwen_window(r, raw)
     return raw
 
 
@@ -391,10 +385,7 @@ def _gemma(r: _Reader) -> dict[str, Any]:
 def _phi3(r: _Reader) -> dict[str, Any]:
     # Phi3: fused qkv_proj and gate_up_proj without biases: the same counts as separate Llama matrices.
     raw = _llama_like(r, qkv_bias=False, out_bias=False, mlp_bias=False, tie=False, d_ff=8192, max_seq_len=4096)
-    window = r.int("sliding_window", default=None)
-    if window is not None:
-        raw["sliding_window"] = window
-    return raw
+    return _sliding_window(r, raw)
 
 
 def _deepseek(r: _Reader, *, v3: bool) -> dict[str, Any]:
@@ -775,7 +766,8 @@ def _t5(r: _Reader) -> dict[str, Any]:
 
 # -- 2024-2026 decoders ---------------------------------------------------------------------------------------------
 def _qwen_window(r: _Reader, raw: dict[str, Any]) -> None:
-    """Qwen2/3 sliding window: only with use_sliding_window, on layers >= max_window_layers (or layer_types)."""
+    """Qwen2/3 sliding window: only with use_sliding_window, on layers >= max_window_layers (or layer_types;
+    Qwen2Config.__post_init__)."""
     if not r.bool("use_sliding_window", default=False):
         return
     window = r.int("sliding_window", default=4096, null_is_default=False)
@@ -912,10 +904,7 @@ def _phimoe(r: _Reader) -> dict[str, Any]:
         n_experts_per_token=r.int("num_experts_per_tok", default=2),
         d_ff_expert=raw["d_ff"],
     )
-    window = r.int("sliding_window", default=None)
-    if window is not None:
-        raw["sliding_window"] = window
-    return raw
+    return _sliding_window(r, raw)
 
 
 def _olmo(r: _Reader) -> dict[str, Any]:
@@ -1110,10 +1099,7 @@ def _starcoder2(r: _Reader) -> dict[str, Any]:
         attn_out_bias=bias,
         mlp_bias=bias,
     )
-    window = r.int("sliding_window", default=None)
-    if window is not None:
-        raw["sliding_window"] = window
-    return raw
+    return _sliding_window(r, raw)
 
 
 def _exaone4(r: _Reader) -> dict[str, Any]:

@@ -89,6 +89,20 @@ OutputOption = Annotated[
     typer.Option("--output", "-o", help="Write to FILE (atomically) instead of standard output.", metavar="FILE"),
 ]
 
+# Options and arguments several commands declare alike.
+PresetsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="PRESET...", help="Preset names, preset files, config.json files, or overrides."),
+]
+PresetOverridesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="PRESET...", help="Preset names, files or overrides (llama-2-70b:n_kv_heads=64)."),
+]
+AllPresetsOption = Annotated[bool, typer.Option("--all", help="Every preset.")]
+PricePerGpuHourOption = Annotated[
+    float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -16,6 +16,7 @@ from llmarch.cli._app import (
     GpuPeakOverride,
     OutputFormat,
     OutputOption,
+    PricePerGpuHourOption,
     RecomputeChoice,
     WorkloadOption,
     app,
@@ -99,9 +100,7 @@ def estimate_cost_command(
     mfu: Annotated[
         float | None, typer.Option(help=f"Model FLOPs utilisation, a fraction in (0, 1]. Default {DEFAULT_MFU}.")
     ] = None,
-    price_per_gpu_hour: Annotated[
-        float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
-    ] = None,
+    price_per_gpu_hour: PricePerGpuHourOption = None,
     pue: Annotated[
         float | None, typer.Option(help=f"Data-centre power usage effectiveness. Default {DEFAULT_PUE}.")
     ] = None,

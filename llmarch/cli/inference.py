@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import (
+    AllPresetsOption,
     CatalogOption,
     FormatOption,
     GpuBandwidthOverride,
@@ -15,6 +16,8 @@ from llmarch.cli._app import (
     GpuPeakOverride,
     OutputFormat,
     OutputOption,
+    PresetOverridesArgument,
+    PricePerGpuHourOption,
     WorkloadOption,
     app,
     handle_errors,
@@ -214,11 +217,6 @@ def _title(first: Any) -> str:
 
 # -- options of estimate-inference (Typer reads the help texts from these annotations) --
 
-_PresetsOption = Annotated[
-    list[str] | None,
-    typer.Argument(metavar="PRESET...", help="Preset names, files or overrides (llama-2-70b:n_kv_heads=64)."),
-]
-_AllPresetsOption = Annotated[bool, typer.Option("--all", help="Every preset.")]
 _GpuOption = Annotated[str | None, typer.Option(help="Accelerator from 'llmarch gpus', e.g. h100-sxm (required).")]
 _TpOption = Annotated[int, typer.Option(help="Tensor-parallel GPUs per replica (must divide n_heads).")]
 _PpOption = Annotated[int, typer.Option(help="Pipeline stages per replica (layers split over them).")]
@@ -291,9 +289,6 @@ _AllreduceLatencyOption = Annotated[
     float | None, typer.Option(help="Seconds of fixed cost per all-reduce. Default: the catalog's.")
 ]
 _FlashOption = Annotated[bool, typer.Option(help="Fused attention (no seq x seq score matrix in the workspace).")]
-_PricePerGpuHourOption = Annotated[
-    float | None, typer.Option(help="USD per GPU-hour. Default: the catalog's dated on-demand price, if any.")
-]
 _CalibrateOption = Annotated[
     str | None,
     typer.Option(
@@ -321,8 +316,8 @@ _PlotOption = Annotated[
 )
 @handle_errors
 def estimate_inference_command(
-    presets_: _PresetsOption = None,
-    all_presets: _AllPresetsOption = False,
+    presets_: PresetOverridesArgument = None,
+    all_presets: AllPresetsOption = False,
     gpu: _GpuOption = None,
     tp: _TpOption = 1,
     pp: _PpOption = 1,
@@ -352,7 +347,7 @@ def estimate_inference_command(
     link_bandwidth: _LinkBandwidthOption = None,
     allreduce_latency: _AllreduceLatencyOption = None,
     flash: _FlashOption = True,
-    price_per_gpu_hour: _PricePerGpuHourOption = None,
+    price_per_gpu_hour: PricePerGpuHourOption = None,
     calibrate: _CalibrateOption = None,
     show_curve: _ShowCurveOption = False,
     plot: _PlotOption = None,

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from llmarch.cli._app import (
+    AllPresetsOption,
     CatalogOption,
     FormatOption,
     OutputFormat,
     OutputOption,
+    PresetsArgument,
     WorkloadOption,
     app,
     handle_errors,
@@ -65,11 +67,8 @@ def _table_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 )
 @handle_errors
 def memory_command(
-    presets_: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="PRESET...", help="Preset names, preset files, config.json files, or overrides."),
-    ] = None,
-    all_presets: Annotated[bool, typer.Option("--all", help="Every preset.")] = False,
+    presets_: PresetsArgument = None,
+    all_presets: AllPresetsOption = False,
     batch: Annotated[int, typer.Option(help="Inference: sequences decoded together.")] = DEFAULT_BATCH,
     seq_len: Annotated[
         int | None,

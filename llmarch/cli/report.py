@@ -10,10 +10,12 @@ import typer
 
 from llmarch.cli._app import (
     EXIT_THRESHOLD,
+    AllPresetsOption,
     CatalogOption,
     GpuBandwidthOverride,
     GpuMemoryOverride,
     GpuPeakOverride,
+    PresetOverridesArgument,
     WorkloadOption,
     amount_option,
     app,
@@ -118,10 +120,7 @@ def _serving_lengths(workload: str | None, prompt_len: int, generate_len: int) -
 )
 @handle_errors
 def report_command(
-    presets_: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="PRESET...", help="Preset names, files or overrides (llama-2-70b:n_kv_heads=64)."),
-    ] = None,
+    presets_: PresetOverridesArgument = None,
     output: Annotated[
         str,
         typer.Option(
@@ -132,7 +131,7 @@ def report_command(
             "written atomically.",
         ),
     ] = ...,  # type: ignore[assignment]
-    all_presets: Annotated[bool, typer.Option("--all", help="Every preset.")] = False,
+    all_presets: AllPresetsOption = False,
     bench: Annotated[
         str | None,
         typer.Option(metavar="BENCH.json", help="A 'llmarch bench --format json' file: its table and curves."),

@@ -11,6 +11,7 @@ from llmarch.cli._app import (
     FormatOption,
     OutputFormat,
     OutputOption,
+    PresetsArgument,
     app,
     handle_errors,
     render,
@@ -24,10 +25,7 @@ from llmarch.cli._app import (
 )
 @handle_errors
 def verify_command(
-    presets_: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="PRESET...", help="Preset names, preset files, config.json files, or overrides."),
-    ] = None,
+    presets_: PresetsArgument = None,
     all_presets: Annotated[bool, typer.Option("--all", help="Verify every preset.")] = False,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
