@@ -161,3 +161,17 @@ def test_overlapped_communication_costs_its_excess_and_a_share_of_the_rest() -> 
     assert float(st.overlapped(1.0, 2.0, r)) == pytest.approx(r.comm_sm_fraction)
     assert float(st.overlapped(1.0, 2.0, r, floor=0.25)) == pytest.approx(0.25 + 0.75 * r.comm_sm_fraction)
     assert 0 < r.comm_sm_fraction < 0.3
+
+
+def test_ring_traffic_fraction_is_shared_by_training_and_serving() -> None:
+    """One formula for ring collectives: 2 (n-1)/n of the buffer for all-reduce, (n-1)/n for the others."""
+    import numpy as np
+
+    from llmarch.calc.step_time import ring_traffic_fraction
+    from llmarch.serving.roofline import allreduce_time_s
+
+    assert ring_traffic_fraction("all_reduce", 8) == 1.75 and ring_traffic_fraction("all_to_all", 4) == 0.75
+    assert ring_traffic_fraction("all_gather", 1) == 0.0
+    assert list(ring_traffic_fraction("reduce_scatter", np.array([2.0, 8.0]))) == [0.5, 0.875]
+    # serving's all-reduce: 10 us + 1.75 x 1 GB at 100 GB/s on 8 GPUs
+    assert allreduce_time_s(1e9, 8, 1e11, 1e-5) == 1e-5 + 1.75 * 1e9 / 1e11

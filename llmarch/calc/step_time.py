@@ -145,10 +145,20 @@ def collective_time(kind: str, size_bytes: Any, n: Any, busbw: Any, latency: Any
     all-to-all (the share that leaves the GPU). Zero when n = 1.
     """
     np = _np()
-    factor = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0, "all_to_all": 1.0}[kind]
     n = np.asarray(n, dtype=float)
-    t = latency + size_bytes * factor * (n - 1) / np.maximum(n, 1) / busbw
+    t = latency + size_bytes * ring_traffic_fraction(kind, np.maximum(n, 1)) / busbw
     return np.where(n > 1, t, 0.0)
+
+
+#: Multiples of (n - 1) / n of the buffer that each rank sends in a ring collective (nccl-tests' bus factors).
+RING_BUS_FACTOR = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0, "all_to_all": 1.0}
+
+
+def ring_traffic_fraction(kind: str, n: Any) -> Any:
+    """Fraction of the full buffer each of n ranks sends in one ring collective: 2 (n - 1) / n for all-reduce,
+    (n - 1) / n for all-gather, reduce-scatter and all-to-all (NVIDIA nccl-tests, doc/PERFORMANCE.md; Patarasuk
+    and Yuan 2009). n >= 1; works on numbers and numpy arrays alike (training and serving share it)."""
+    return RING_BUS_FACTOR[kind] * (n - 1) / n
 
 
 def group_busbw(r: Rates, size: Any, inner: Any) -> tuple[Any, Any]:

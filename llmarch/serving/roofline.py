@@ -6,6 +6,7 @@ engine step.
 
 from __future__ import annotations
 
+from llmarch.calc.step_time import ring_traffic_fraction
 from llmarch.core.config import ArchConfig
 
 
@@ -47,7 +48,7 @@ def allreduce_time_s(message_bytes: float, tp: int, link_bytes_per_s: float, lat
     """
     if tp == 1:
         return 0.0
-    return latency_s + 2.0 * (tp - 1) / tp * message_bytes / link_bytes_per_s
+    return latency_s + ring_traffic_fraction("all_reduce", tp) * message_bytes / link_bytes_per_s
 
 
 def ring_latency_s(two_gpu_latency_s: float, hop_latency_s: float, tp: int) -> float:

@@ -24,6 +24,7 @@ from llmarch.calc.flops import attention_flops_per_token, weight_flops_per_token
 from llmarch.calc.memory import kv_cache, weights_bytes
 from llmarch.calc.params import attention_params, count_params, layer_norm_params, mlp_params
 from llmarch.calc.serving_memory import kv_tp_share
+from llmarch.calc.step_time import ring_traffic_fraction
 from llmarch.core.config import ArchConfig
 from llmarch.serving.roofline import (
     allreduce_time_s,
@@ -162,7 +163,7 @@ def _expert_parallel_comm_s(work: ModelWork, hw: Hardware, *, tp: int, tokens: f
     assert config.n_experts_per_token is not None
     message = tokens * config.n_experts_per_token * config.d_model * ACTIVATION_BYTES
     latency = ring_latency_s(hw.allreduce_latency_s, hw.allreduce_hop_latency_s, tp)
-    all_to_all = latency + (tp - 1) / tp * message / hw.link_bytes_per_s
+    all_to_all = latency + ring_traffic_fraction("all_to_all", tp) * message / hw.link_bytes_per_s
     all_reduce = allreduce_time_s(tokens * config.d_model * ACTIVATION_BYTES, tp, hw.link_bytes_per_s, latency)
     return config.n_moe_layers * layer_share * (2 * all_to_all - all_reduce)
 
