@@ -549,3 +549,17 @@ def test_cli_new_flags_equal_the_library() -> None:
     assert expected.batching == "static" and expected.assumptions["speculative"].startswith("draft llama-2-7b")
     code, out, _ = invoke("estimate-inference", "llama-2-7b", "--gpu", "h100-sxm", "--request-rate", "2", "-f", "json")
     assert code == 0 and json.loads(out)["results"][0]["load_source"] == "request rate"
+
+
+def test_serving_plot_log_axes_read_as_plain_numbers() -> None:
+    """Issue 15: log ticks say 2000 and 20k, never matplotlib's 2x10^3."""
+    pytest.importorskip("matplotlib")
+    from llmarch.report.plots import _pyplot, plain_log_ticks
+
+    figure, axis = _pyplot().subplots()
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    plain_log_ticks(axis)
+    formatter = axis.yaxis.get_major_formatter()
+    assert [formatter(v, 0) for v in (2.0, 50.0, 2000.0, 20000.0)] == ["2", "50", "2000", "20k"]
+    _pyplot().close(figure)

@@ -166,7 +166,7 @@ def _plot(records: list[dict[str, Any]], path: str, *, title: str) -> None:
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
-    from llmarch.report.plots import save_png
+    from llmarch.report.plots import plain_log_ticks, save_png
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     for index, r in enumerate(records):
@@ -186,6 +186,7 @@ def _plot(records: list[dict[str, Any]], path: str, *, title: str) -> None:
     for axis, label in ((left, "time per output token (ms)"), (right, "request latency (ms)")):
         axis.set_xscale("log")
         axis.set_yscale("log")
+        plain_log_ticks(axis)
         axis.set_xlabel(label)
         axis.set_ylabel("output tokens/s per GPU")
         axis.grid(True, which="both", alpha=0.3)

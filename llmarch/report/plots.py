@@ -367,7 +367,8 @@ def plot_plan_breakdown(plans: Sequence[dict[str, Any]], path: str | Path, *, ti
     plt = _pyplot()
     parts = list(plans[0]["breakdown"])
     figure, axis = plt.subplots(figsize=(10, max(3.0, 0.5 * len(plans) + 1.5)))
-    labels = [f"#{i} tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']} mb{p['micro_batch']} {p['recompute']}"
+    labels = [f"#{i} tp{p['tp']} pp{p['pp']} v{p['virtual_stages']} dp{p['dp']} cp{p['cp']} ep{p['ep']} "
+              f"zero{p['zero']}{' sp' if p['sequence_parallel'] else ''} mb{p['micro_batch']} {p['recompute']}"
               for i, p in enumerate(plans, start=1)]  # fmt: skip
     left = [0.0] * len(plans)
     for part, colour in zip(parts, _PLAN_PART_COLOURS, strict=False):
@@ -377,6 +378,19 @@ def plot_plan_breakdown(plans: Sequence[dict[str, Any]], path: str | Path, *, ti
     axis.invert_yaxis()
     axis.set_xlabel("seconds per step")
     axis.set_title(title)
-    axis.legend(loc="lower right", fontsize=8, ncol=2)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # clear of the bars
     figure.tight_layout()
     save_png(figure, path)
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Label both log axes with plain numbers (2, 5, 10, 2k ...) instead of matplotlib's "2x10^3"."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    def plain(value: float, _: Any) -> str:
+        return f"{value / 1e3:g}k" if value >= 1e4 else f"{value:g}"
+
+    for sub in (axis.xaxis, axis.yaxis):
+        sub.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        sub.set_major_formatter(FuncFormatter(plain))
+        sub.set_minor_formatter(FuncFormatter(lambda _v, _p: ""))
