@@ -28,6 +28,7 @@ with the separate head, the size its model card reports as 77M).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from llmarch.core.errors import InvalidConfigError
@@ -39,6 +40,10 @@ _MISSING = object()
 _GELUS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_accurate", "gelu_python", "bloom_gelu")
 _PLAIN_MLP = {**{a: "gelu" for a in _GELUS}, "relu": "relu", "silu": "silu", "swish": "silu"}
 _GATED_MLP = {**{a: "geglu" for a in _GELUS}, "silu": "swiglu", "swish": "swiglu"}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class _Reader:
@@ -93,32 +98,24 @@ class _Reader:
             self.fail(key, f"must be an integer >= {minimum}, got {value}")
         return value
 
-    def bool(self, *keys: str, default: bool) -> bool:
+    def _checked(self, keys: tuple[str, ...], default: Any, ok: Callable[[Any], bool], expected: str) -> Any:
+        """The value of the first of `keys` present (null counts as absent), else `default`; `ok` must accept it."""
         found = self._find(keys, True)
         if found is None:
             return default
         key, value = found
-        if not isinstance(value, bool):
-            self.fail(key, f"expected true or false, got {value!r}")
+        if not ok(value):
+            self.fail(key, f"expected {expected}, got {value!r}")
         return value
+
+    def bool(self, *keys: str, default: bool) -> bool:
+        return self._checked(keys, default, lambda v: isinstance(v, bool), "true or false")
 
     def float(self, *keys: str, default: float) -> float:
-        found = self._find(keys, True)
-        if found is None:
-            return default
-        key, value = found
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, f"expected a number, got {value!r}")
-        return float(value)
+        return float(self._checked(keys, default, _is_number, "a number"))
 
     def str(self, *keys: str, default: str) -> str:
-        found = self._find(keys, True)
-        if found is None:
-            return default
-        key, value = found
-        if not isinstance(value, str):
-            self.fail(key, f"expected a string, got {value!r}")
-        return value
+        return self._checked(keys, default, lambda v: isinstance(v, str), "a string")
 
     def dict(self, key: str) -> dict[str, Any]:
         value = self.value(key, default={})
@@ -194,35 +191,83 @@ class _Reader:
         return ""
 
 
-def _heads(
-    r: _Reader, d_model: int, *, kv_default: int | None = None, head_dim_default: int | None = None
-) -> dict[str, Any]:
-    """n_heads, n_kv_heads and d_head of a Llama-style config (num_attention_heads, num_key_value_heads, head_dim).
+@dataclass(frozen=True)
+class _Family:
+    """Where one family's config.json states the fields every decoder has, and what transformers' configuration
+    class assumes for the keys a file omits. Key tuples list aliases after the current name."""
 
-    `kv_default`: the config class's default for num_key_value_heads (None: as many as query heads).
-    """
-    n_heads = r.int("num_attention_heads")
+    max_seq_len: int  # when the positions key is absent
+    act: str  # activation when its key is absent (an ACT2FN name); with act_key "", the llmarch mlp itself
+    gated: bool = False  # a gated (three-matrix) MLP, else a plain two-matrix one
+    tie: bool = True  # tie_word_embeddings when absent
+    d_ff: int | None = None  # when the d_ff key is absent (or there is none); None: 4 x d_model
+    norm: str = "layernorm"  # LayerNorm comes with a bias unless the mapper says otherwise
+    kv_heads: bool = False  # reads num_key_value_heads and head_dim (Llama-style attention)
+    kv_default: int | None = None  # num_key_value_heads when absent; None: as many as query heads
+    head_dim_default: int | None = None  # head_dim when absent; None: d_model / n_heads
+    width: tuple[str, ...] = ("hidden_size",)
+    layers: tuple[str, ...] = ("num_hidden_layers",)
+    heads: tuple[str, ...] = ("num_attention_heads",)
+    ffn: tuple[str, ...] = ("intermediate_size",)  # (): d_ff is not configurable
+    positions: tuple[str, ...] = ("max_position_embeddings",)
+    act_key: str = "hidden_act"  # "": the activation is fixed
+    # d_model, n_layers, n_heads and vocab_size when absent; most classes have none, so the keys are required.
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def size(self, name: str) -> Any:
+        return self.sizes.get(name, _MISSING)
+
+
+def _heads(r: _Reader, d_model: int, fam: _Family) -> dict[str, Any]:
+    """n_heads, n_kv_heads and d_head of a Llama-style config (num_attention_heads, num_key_value_heads, head_dim)."""
+    n_heads = r.int(*fam.heads, default=fam.size("n_heads"))
+    head_dim_default = fam.head_dim_default
     if head_dim_default is None:
         if d_model % n_heads and r.value("head_dim", default=None) is None:
             r.fail("head_dim", f"is required: hidden_size {d_model} is not a multiple of num_attention_heads {n_heads}")
         head_dim_default = d_model // n_heads
     return {
         "n_heads": n_heads,
-        "n_kv_heads": r.int("num_key_value_heads", default=n_heads if kv_default is None else kv_default),
+        "n_kv_heads": r.int("num_key_value_heads", default=n_heads if fam.kv_default is None else fam.kv_default),
         "d_head": r.int("head_dim", default=head_dim_default),
     }
 
 
-def _decoder(r: _Reader, **fields: Any) -> dict[str, Any]:
-    """The fields shared by decoder-only models, with `fields` on top."""
-    base: dict[str, Any] = {"architecture": "decoder", "norm_position": "pre", "final_norm": True}
-    base.update(fields)
-    if base.get("position") == "rope":
-        base.update(r.rope_metadata())
+def _decoder(r: _Reader, fam: _Family, **fields: Any) -> dict[str, Any]:
+    """A decoder-only mapping: the fields every family states, read where `fam` says, with `fields` on top."""
+    d = r.int(*fam.width, default=fam.size("d_model"))
+    raw: dict[str, Any] = {"architecture": "decoder", "n_layers": r.int(*fam.layers, default=fam.size("n_layers"))}
+    raw["d_model"] = d
+    raw.update(_heads(r, d, fam) if fam.kv_heads else {"n_heads": r.int(*fam.heads)})
+    d_ff = 4 * d if fam.d_ff is None else fam.d_ff
+    raw.update(
+        d_ff=r.int(*fam.ffn, default=d_ff) if fam.ffn else d_ff,
+        vocab_size=r.int("vocab_size", default=fam.size("vocab_size")),
+        max_seq_len=r.int(*fam.positions, default=fam.max_seq_len),
+        norm=fam.norm,
+        norm_position="pre",
+        final_norm=True,
+        mlp=r.mlp(fam.act_key, gated=fam.gated, default=fam.act) if fam.act_key else fam.act,
+        tie_embeddings=r.bool("tie_word_embeddings", default=fam.tie),
+    )
+    if fam.norm == "layernorm":
+        raw["norm_bias"] = True
+    raw.update(fields)
+    if raw.get("position") == "rope":
+        raw.update(r.rope_metadata())
     notes = r.notes()
     if notes:
-        base["notes"] = notes
-    return base
+        raw["notes"] = notes
+    return raw
+
+
+def _biases(bias: bool) -> dict[str, bool]:
+    """q/k/v, attention-output and MLP biases, all present or all absent."""
+    return {"qkv_bias": bias, "attn_out_bias": bias, "mlp_bias": bias}
+
+
+#: One input norm feeding attention and MLP side by side (GPT-J, Phi, Cohere, StableLM 2 12B).
+_PARALLEL_SHARED_NORM = {"parallel_block": True, "parallel_block_shared_norm": True}
 
 
 def _sliding_window(r: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
@@ -291,23 +336,9 @@ def _llama_like(
     head_dim_default: int | None = None,
     act: str = "silu",
 ) -> dict[str, Any]:
-    d = r.int("hidden_size")
-    return _decoder(
-        r,
-        n_layers=r.int("num_hidden_layers"),
-        d_model=d,
-        **_heads(r, d, kv_default=kv_default, head_dim_default=head_dim_default),
-        d_ff=r.int("intermediate_size", default=d_ff),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=max_seq_len),
-        **r.rope(default_theta=theta),
-        norm="rmsnorm",
-        mlp=r.mlp("hidden_act", gated=True, default=act),
-        tie_embeddings=r.bool("tie_word_embeddings", default=tie),
-        qkv_bias=qkv_bias,
-        attn_out_bias=out_bias,
-        mlp_bias=mlp_bias,
-    )
+    fam = _Family(max_seq_len=max_seq_len, act=act, gated=True, tie=tie, d_ff=d_ff, norm="rmsnorm", kv_heads=True,
+                  kv_default=kv_default, head_dim_default=head_dim_default)  # fmt: skip
+    return _decoder(r, fam, **r.rope(default_theta=theta), qkv_bias=qkv_bias, attn_out_bias=out_bias, mlp_bias=mlp_bias)
 
 
 def _llama(r: _Reader) -> dict[str, Any]:
@@ -390,32 +421,21 @@ def _phi3(r: _Reader) -> dict[str, Any]:
 
 def _deepseek(r: _Reader, *, v3: bool) -> dict[str, Any]:
     """DeepSeek-V2/V3: multi-head latent attention and DeepSeekMoE (arXiv:2405.04434, arXiv:2412.19437)."""
-    d = r.int("hidden_size")
-    n_layers = r.int("num_hidden_layers")
     rope_dim = r.int("qk_rope_head_dim", default=64)
     q_rank = r.int("q_lora_rank", default=1536, null_is_default=False)
     attention_bias = r.bool("attention_bias", default=False)
     if attention_bias and q_rank is None:
         # q_proj is bias-free even with attention_bias; llmarch's qkv_bias would add one.
         r.unsupported("attention_bias", "attention_bias with a full-rank query (q_lora_rank null)")
-    raw = _decoder(
-        r,
-        n_layers=n_layers,
-        d_model=d,
-        n_heads=r.int("num_attention_heads"),
+    fam = _Family(max_seq_len=4096 if v3 else 2048, act="silu", gated=True, tie=False, d_ff=18432 if v3 else 11008,
+                  norm="rmsnorm")  # fmt: skip
+    raw = _decoder(r, fam, **r.rope(), qkv_bias=attention_bias, attn_out_bias=attention_bias)
+    n_layers = raw["n_layers"]
+    raw.update(
         # MLA expands the latent to every head; num_key_value_heads plays no part in the weights.
-        n_kv_heads=r.int("num_attention_heads"),
+        n_kv_heads=raw["n_heads"],
         d_head=r.int("qk_nope_head_dim", default=128) + rope_dim,
         d_head_v=r.int("v_head_dim", default=128),
-        d_ff=r.int("intermediate_size", default=18432 if v3 else 11008),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=4096 if v3 else 2048),
-        **r.rope(),
-        norm="rmsnorm",
-        mlp=r.mlp("hidden_act", gated=True, default="silu"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=False),
-        qkv_bias=attention_bias,
-        attn_out_bias=attention_bias,
         mla_q_rank=q_rank,
         mla_kv_rank=r.int("kv_lora_rank", default=512),
         mla_rope_dim=rope_dim,
@@ -441,149 +461,103 @@ def _deepseek(r: _Reader, *, v3: bool) -> dict[str, Any]:
 
 
 # -- GPT-2 lineage: learned positions, LayerNorm with bias, biases everywhere ------------------------------------------
-def _gpt2_like(r: _Reader, *, n_kv_heads: int | None, positions: int, act: str) -> dict[str, Any]:
+_GPT2 = _Family(
+    max_seq_len=1024,
+    act="gelu_new",
+    width=("n_embd", "hidden_size"),
+    layers=("n_layer", "num_hidden_layers"),
+    heads=("n_head", "num_attention_heads"),
+    ffn=("n_inner",),
+    positions=("n_positions", "max_position_embeddings"),
+    act_key="activation_function",
+)
+_FALCON = _Family(
+    max_seq_len=2048,
+    act="gelu",
+    width=("hidden_size", "n_embed"),
+    layers=("num_hidden_layers", "n_layer"),
+    heads=("num_attention_heads", "n_head"),
+    ffn=("ffn_hidden_size",),
+    act_key="activation",
+)
+# No position table, so BLOOM's config.json states no length; it was trained on 2048-token sequences
+# (arXiv:2211.05100, section 3.5). Its MLP is 4 d wide with a fixed GELU.
+_BLOOM = _Family(
+    max_seq_len=2048,
+    act="gelu",
+    width=("hidden_size", "n_embed"),
+    layers=("n_layer", "num_hidden_layers"),
+    heads=("n_head", "num_attention_heads"),
+    ffn=(),
+    positions=("seq_length", "max_position_embeddings"),
+    act_key="",
+)
+# MPT's MLP is expansion_ratio x d_model wide (set by _mpt) with a fixed GELU.
+_MPT = _Family(
+    max_seq_len=2048,
+    act="gelu",
+    width=("d_model", "hidden_size"),
+    layers=("n_layers", "num_hidden_layers"),
+    heads=("n_heads", "num_attention_heads"),
+    ffn=(),
+    positions=("max_seq_len",),
+    act_key="",
+)
+
+
+def _gpt2_like(r: _Reader, fam: _Family, *, n_kv_heads: int | None) -> dict[str, Any]:
     if r.bool("add_cross_attention", default=False):
         r.unsupported("add_cross_attention", "cross-attention in a decoder-only model")
-    d = r.int("n_embd", "hidden_size")
-    n_heads = r.int("n_head", "num_attention_heads")
-    return _decoder(
-        r,
-        n_layers=r.int("n_layer", "num_hidden_layers"),
-        d_model=d,
-        n_heads=n_heads,
-        n_kv_heads=n_heads if n_kv_heads is None else n_kv_heads,
-        d_ff=r.int("n_inner", default=4 * d),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("n_positions", "max_position_embeddings", default=positions),
-        position="learned",
-        norm="layernorm",
-        norm_bias=True,
-        mlp=r.mlp("activation_function", gated=False, default=act),
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=True,
-        attn_out_bias=True,
-        mlp_bias=True,
-    )
+    raw = _decoder(r, fam, position="learned", **_biases(True))
+    raw["n_kv_heads"] = raw["n_heads"] if n_kv_heads is None else n_kv_heads
+    return raw
 
 
 def _gpt2(r: _Reader) -> dict[str, Any]:
-    return _gpt2_like(r, n_kv_heads=None, positions=1024, act="gelu_new")
+    return _gpt2_like(r, _GPT2, n_kv_heads=None)
 
 
 def _gpt_bigcode(r: _Reader) -> dict[str, Any]:
     # multi_query (default true): c_attn projects to d + 2 d_head, one key/value head (SantaCoder, StarCoder).
     n_kv = 1 if r.bool("multi_query", default=True) else None
-    return _gpt2_like(r, n_kv_heads=n_kv, positions=1024, act="gelu_pytorch_tanh")
+    return _gpt2_like(r, replace(_GPT2, act="gelu_pytorch_tanh"), n_kv_heads=n_kv)
 
 
 def _openai_gpt(r: _Reader) -> dict[str, Any]:
     # GPT-1 (Radford et al. 2018): post-norm blocks (ln_1(x + attn), ln_2(n + mlp)), no final norm, MLP 4 d.
-    d = r.int("n_embd", "hidden_size")
-    return _decoder(
-        r,
-        n_layers=r.int("n_layer", "num_hidden_layers"),
-        d_model=d,
-        n_heads=r.int("n_head", "num_attention_heads"),
-        d_ff=4 * d,
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("n_positions", "max_position_embeddings", default=512),
-        position="learned",
-        norm="layernorm",
-        norm_bias=True,
-        norm_position="post",
-        final_norm=False,
-        mlp=r.mlp("afn", gated=False, default="gelu"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=True,
-        attn_out_bias=True,
-        mlp_bias=True,
-    )
+    fam = replace(_GPT2, max_seq_len=512, act="gelu", ffn=(), act_key="afn")
+    return _decoder(r, fam, position="learned", norm_position="post", final_norm=False, **_biases(True))
 
 
 def _gptj(r: _Reader) -> dict[str, Any]:
     # GPT-J: one ln_1 feeds parallel attention (no biases) and MLP (biases); the output head has a bias.
-    d = r.int("n_embd", "hidden_size")
-    n_heads = r.int("n_head", "num_attention_heads")
-    d_head = d // n_heads
     rotary_dim = r.int("rotary_dim", default=64, null_is_default=False)
-    raw = _decoder(
-        r,
-        n_layers=r.int("n_layer", "num_hidden_layers"),
-        d_model=d,
-        n_heads=n_heads,
-        d_head=d_head,
-        d_ff=r.int("n_inner", default=4 * d),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("n_positions", "max_position_embeddings", default=2048),
-        position="rope",
-        rope_theta=10000.0,
-        norm="layernorm",
-        norm_bias=True,
-        mlp=r.mlp("activation_function", gated=False, default="gelu_new"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=False),
-        mlp_bias=True,
-        lm_head_bias=True,
-        parallel_block=True,
-        parallel_block_shared_norm=True,
-    )
+    fam = replace(_GPT2, max_seq_len=2048, tie=False)
+    parallel = _PARALLEL_SHARED_NORM
+    raw = _decoder(r, fam, position="rope", rope_theta=10000.0, mlp_bias=True, lm_head_bias=True, **parallel)
+    d_head = raw["d_head"] = raw["d_model"] // raw["n_heads"]
     if rotary_dim is not None and rotary_dim != d_head:
         raw["rope_fraction"] = rotary_dim / d_head
     return raw
 
 
 def _gpt_neox(r: _Reader) -> dict[str, Any]:
-    # GPT-NeoX / Pythia: parallel residual with two input norms (input_layernorm, post_attention_layernorm).
-    d = r.int("hidden_size")
+    # GPT-NeoX / Pythia: parallel residual with two input norms (input_layernorm, post_attention_layernorm);
+    # GPTNeoXAttention's fused qkv is 3 d wide, head width d / n_heads.
     bias = r.bool("attention_bias", default=True)
-    return _decoder(
-        r,
-        n_layers=r.int("num_hidden_layers"),
-        d_model=d,
-        n_heads=r.int("num_attention_heads"),  # GPTNeoXAttention: 3 d fused qkv, head width d / n_heads
-        d_ff=r.int("intermediate_size", default=24576),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=2048),
-        **r.rope(
-            default_fraction=0.25,
-            theta_keys=("rotary_emb_base", "rope_theta"),
-            fraction_keys=("rotary_pct", "partial_rotary_factor"),
-        ),
-        norm="layernorm",
-        norm_bias=True,
-        mlp=r.mlp("hidden_act", gated=False, default="gelu"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=False),
-        qkv_bias=bias,
-        attn_out_bias=bias,
-        mlp_bias=True,
-        parallel_block=r.bool("use_parallel_residual", default=True),
-    )
+    rope = r.rope(default_fraction=0.25, theta_keys=("rotary_emb_base", "rope_theta"),
+                  fraction_keys=("rotary_pct", "partial_rotary_factor"))  # fmt: skip
+    parallel = r.bool("use_parallel_residual", default=True)
+    fam = _Family(max_seq_len=2048, act="gelu", tie=False, d_ff=24576)
+    return _decoder(r, fam, **rope, qkv_bias=bias, attn_out_bias=bias, mlp_bias=True, parallel_block=parallel)
 
 
 def _phi(r: _Reader) -> dict[str, Any]:
     # Phi-1/1.5/2: one LayerNorm feeds parallel attention and MLP; biases everywhere, the head included.
     if r.bool("qk_layernorm", default=False):
         r.unsupported("qk_layernorm", "LayerNorm on queries and keys")
-    d = r.int("hidden_size")
-    return _decoder(
-        r,
-        n_layers=r.int("num_hidden_layers"),
-        d_model=d,
-        **_heads(r, d),
-        d_ff=r.int("intermediate_size", default=8192),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=2048),
-        **r.rope(default_fraction=0.5),
-        norm="layernorm",
-        norm_bias=True,
-        mlp=r.mlp("hidden_act", gated=False, default="gelu_new"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=False),
-        qkv_bias=True,
-        attn_out_bias=True,
-        mlp_bias=True,
-        lm_head_bias=True,
-        parallel_block=True,
-        parallel_block_shared_norm=True,
-    )
+    fam = _Family(max_seq_len=2048, act="gelu_new", tie=False, d_ff=8192, kv_heads=True)
+    return _decoder(r, fam, **r.rope(default_fraction=0.5), **_biases(True), lm_head_bias=True, **_PARALLEL_SHARED_NORM)
 
 
 def _falcon(r: _Reader) -> dict[str, Any]:
@@ -609,52 +583,13 @@ def _falcon(r: _Reader) -> dict[str, Any]:
     n_ln = r.int("num_ln_in_parallel_attn", default=2 if new_arch else 1)
     bias = r.bool("bias", default=False)
     position = {"position": "alibi"} if r.bool("alibi", default=False) else r.rope()
-    return _decoder(
-        r,
-        n_layers=r.int("num_hidden_layers", "n_layer"),
-        d_model=d,
-        n_heads=n_heads,
-        n_kv_heads=n_kv,
-        d_head=d // n_heads,
-        d_ff=r.int("ffn_hidden_size", default=4 * d),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=2048),
-        **position,
-        norm="layernorm",
-        norm_bias=True,
-        mlp=r.mlp("activation", gated=False, default="gelu"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=bias,
-        attn_out_bias=bias,
-        mlp_bias=bias,
-        parallel_block=parallel,
-        parallel_block_shared_norm=parallel and n_ln == 1,
-    )
+    return _decoder(r, _FALCON, n_kv_heads=n_kv, d_head=d // n_heads, **position, **_biases(bias),
+                    parallel_block=parallel, parallel_block_shared_norm=parallel and n_ln == 1)  # fmt: skip
 
 
 def _bloom(r: _Reader) -> dict[str, Any]:
     # BLOOM (BigScience 2022, arXiv:2211.05100): ALiBi, a LayerNorm right after the embedding, MLP 4 d, biases.
-    d = r.int("hidden_size", "n_embed")
-    return _decoder(
-        r,
-        n_layers=r.int("n_layer", "num_hidden_layers"),
-        d_model=d,
-        n_heads=r.int("n_head", "num_attention_heads"),
-        d_ff=4 * d,
-        vocab_size=r.int("vocab_size"),
-        # No position table, so config.json states no length; BLOOM was trained on 2048-token sequences
-        # (arXiv:2211.05100, section 3.5).
-        max_seq_len=r.int("seq_length", "max_position_embeddings", default=2048),
-        position="alibi",
-        norm="layernorm",
-        norm_bias=True,
-        embedding_norm=True,
-        mlp="gelu",
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=True,
-        attn_out_bias=True,
-        mlp_bias=True,
-    )
+    return _decoder(r, _BLOOM, position="alibi", embedding_norm=True, **_biases(True))
 
 
 def _mpt(r: _Reader) -> dict[str, Any]:
@@ -674,25 +609,11 @@ def _mpt(r: _Reader) -> dict[str, Any]:
     for key in ("qk_ln", "qk_gn", "rope"):
         if attn.get(key):
             r.unsupported(f"attn_config.{key}", f"attn_config {key}")
-    d = r.int("d_model", "hidden_size")
     bias = not r.bool("no_bias", default=True)
-    return _decoder(
-        r,
-        n_layers=r.int("n_layers", "num_hidden_layers"),
-        d_model=d,
-        n_heads=r.int("n_heads", "num_attention_heads"),
-        d_ff=r.int("expansion_ratio", default=4) * d,
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_seq_len", default=2048),
-        position="alibi",  # with ALiBi, MPT drops the learned table whatever learned_pos_emb says
-        norm="layernorm",
-        norm_bias=bias,
-        mlp="gelu",
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=bias,
-        attn_out_bias=bias,
-        mlp_bias=bias,
-    )
+    # With ALiBi, MPT drops the learned table whatever learned_pos_emb says.
+    raw = _decoder(r, _MPT, position="alibi", norm_bias=bias, **_biases(bias))
+    raw["d_ff"] = r.int("expansion_ratio", default=4) * raw["d_model"]
+    return raw
 
 
 def _opt(r: _Reader) -> dict[str, Any]:
@@ -704,26 +625,15 @@ def _opt(r: _Reader) -> dict[str, Any]:
     if not r.bool("layer_norm_elementwise_affine", default=True):
         r.unsupported("layer_norm_elementwise_affine", "LayerNorm without learnable parameters")
     pre = r.bool("do_layer_norm_before", default=True)
-    bias = r.bool("enable_bias", default=True)
+    fam = _Family(max_seq_len=2048, act="relu", d_ff=3072, ffn=("ffn_dim",), act_key="activation_function")
     return _decoder(
         r,
-        n_layers=r.int("num_hidden_layers"),
-        d_model=d,
-        n_heads=r.int("num_attention_heads"),
-        d_ff=r.int("ffn_dim", default=3072),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=2048),
+        fam,
         position="learned",
         position_offset=2,  # OPTLearnedPositionalEmbedding keeps 2 rows for its padding offset
-        norm="layernorm",
-        norm_bias=True,
         norm_position="pre" if pre else "post",
         final_norm=pre and not r.bool("_remove_final_layer_norm", default=False),
-        mlp=r.mlp("activation_function", gated=False, default="relu"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=bias,
-        attn_out_bias=bias,
-        mlp_bias=bias,
+        **_biases(r.bool("enable_bias", default=True)),
     )
 
 
@@ -837,29 +747,22 @@ def _qwen2_moe(r: _Reader) -> dict[str, Any]:
 def _gemma2_like(r: _Reader, *, gemma3: bool) -> dict[str, Any]:
     """Gemma 2 (arXiv:2408.00118) and Gemma 3 (arXiv:2503.19786): RMSNorm before and after attention and MLP,
     GeGLU, tied head, local/global layers (1:1 for Gemma 2, 5:1 for Gemma 3), Gemma 3's d_head q/k norms."""
-    d = r.int("hidden_size", default=2304)
-    n_layers = r.int("num_hidden_layers", default=26)
-    n_heads = r.int("num_attention_heads", default=8)
-    head_dim = r.int("head_dim", default=256)
-    bias = r.bool("attention_bias", default=False)
-    raw = _decoder(
-        r,
-        n_layers=n_layers,
-        d_model=d,
-        n_heads=n_heads,
-        n_kv_heads=r.int("num_key_value_heads", default=4),
-        d_head=head_dim,
-        d_ff=r.int("intermediate_size", default=9216),
-        vocab_size=r.int("vocab_size", default=262208 if gemma3 else 256000),
-        max_seq_len=r.int("max_position_embeddings", default=131072 if gemma3 else 8192),
-        **r.rope(default_theta=1e6 if gemma3 else 10000.0),
+    fam = _Family(
+        max_seq_len=131072 if gemma3 else 8192,
+        act="gelu_pytorch_tanh",
+        gated=True,
+        d_ff=9216,
         norm="rmsnorm",
-        norm_position="sandwich",
-        mlp=r.mlp("hidden_activation", gated=True, default="gelu_pytorch_tanh"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=bias,
-        attn_out_bias=bias,
+        kv_heads=True,
+        kv_default=4,
+        head_dim_default=256,
+        act_key="hidden_activation",
+        sizes={"d_model": 2304, "n_layers": 26, "n_heads": 8, "vocab_size": 262208 if gemma3 else 256000},
     )
+    bias = r.bool("attention_bias", default=False)
+    rope = r.rope(default_theta=1e6 if gemma3 else 10000.0)
+    raw = _decoder(r, fam, **rope, norm_position="sandwich", qkv_bias=bias, attn_out_bias=bias)
+    n_layers, head_dim = raw["n_layers"], raw["d_head"]
     window = r.int("sliding_window", default=4096, null_is_default=False)
     raw.update(_layer_pattern(r, n_layers, window, default_period=6 if gemma3 else 2))
     scalar = r.float("query_pre_attn_scalar", default=float(head_dim))
@@ -870,10 +773,10 @@ def _gemma2_like(r: _Reader, *, gemma3: bool) -> dict[str, Any]:
         ("attn_logit_softcapping", "attn_logit_softcap", 50.0),
         ("final_logit_softcapping", "final_logit_softcap", 30.0),
     )
-    for key, field, gemma2_default in caps:
+    for key, name, gemma2_default in caps:
         cap = r.value(key, default=None if gemma3 else gemma2_default, null_is_default=False)
         if cap is not None:
-            raw[field] = r.float(key, default=gemma2_default)
+            raw[name] = r.float(key, default=gemma2_default)
     if gemma3:
         raw["qk_norm"] = "head"
         raw.update(_gemma3_local_theta(r, raw))
@@ -934,37 +837,23 @@ def _olmo3(r: _Reader) -> dict[str, Any]:
 def _stablelm(r: _Reader) -> dict[str, Any]:
     # StableLM 2: LayerNorm with bias, q/k/v bias (use_qkv_bias), partial rotary, optional per-head q/k
     # LayerNorms and a parallel block with one input norm (12B).
-    d = r.int("hidden_size")
-    raw = _decoder(
-        r,
-        n_layers=r.int("num_hidden_layers"),
-        d_model=d,
-        **_heads(r, d),
-        d_ff=r.int("intermediate_size", default=6912),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=4096),
-        **r.rope(default_fraction=0.25),
-        norm="layernorm",
-        norm_bias=True,
-        mlp=r.mlp("hidden_act", gated=True, default="silu"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=False),
-        qkv_bias=r.bool("use_qkv_bias", default=False),
-    )
+    fam = _Family(max_seq_len=4096, act="silu", gated=True, tie=False, d_ff=6912, kv_heads=True)
+    raw = _decoder(r, fam, **r.rope(default_fraction=0.25), qkv_bias=r.bool("use_qkv_bias", default=False))
     if r.bool("qk_layernorm", default=False):
         raw["qk_norm"] = "per-head"
     if r.bool("use_parallel_residual", default=False):
-        raw.update(parallel_block=True, parallel_block_shared_norm=True)
+        raw.update(_PARALLEL_SHARED_NORM)
     return raw
 
 
 def _granite_meta(r: _Reader) -> dict[str, Any]:
     """Granite's multipliers (count-free): embeddings, residual branches, attention scores, 1 / logits_scaling."""
     out: dict[str, Any] = {}
-    for key, field in (("embedding_multiplier", "embedding_multiplier"), ("residual_multiplier", "residual_multiplier"),
+    for key, name in (("embedding_multiplier", "embedding_multiplier"), ("residual_multiplier", "residual_multiplier"),
                        ("attention_multiplier", "attention_multiplier")):  # fmt: skip
         value = r.float(key, default=1.0)
         if value != 1.0:
-            out[field] = value
+            out[name] = value
     scaling = r.float("logits_scaling", default=1.0)
     if scaling != 1.0:
         out["logit_scale"] = 1.0 / scaling
@@ -1080,25 +969,8 @@ def _llama4_text(r: _Reader) -> dict[str, Any]:
 def _starcoder2(r: _Reader) -> dict[str, Any]:
     # StarCoder2 (Lozhkov et al. 2024, arXiv:2402.19173): GQA, LayerNorm with bias, biases everywhere (use_bias),
     # plain GELU MLP (c_fc, c_proj), RoPE, optional sliding window, tied head.
-    d = r.int("hidden_size")
-    bias = r.bool("use_bias", default=True)
-    raw = _decoder(
-        r,
-        n_layers=r.int("num_hidden_layers"),
-        d_model=d,
-        **_heads(r, d, kv_default=2),
-        d_ff=r.int("intermediate_size", default=12288),
-        vocab_size=r.int("vocab_size"),
-        max_seq_len=r.int("max_position_embeddings", default=4096),
-        **r.rope(),
-        norm="layernorm",
-        norm_bias=True,
-        mlp=r.mlp("hidden_act", gated=False, default="gelu_pytorch_tanh"),
-        tie_embeddings=r.bool("tie_word_embeddings", default=True),
-        qkv_bias=bias,
-        attn_out_bias=bias,
-        mlp_bias=bias,
-    )
+    fam = _Family(max_seq_len=4096, act="gelu_pytorch_tanh", d_ff=12288, kv_heads=True, kv_default=2)
+    raw = _decoder(r, fam, **r.rope(), **_biases(r.bool("use_bias", default=True)))
     return _sliding_window(r, raw)
 
 
