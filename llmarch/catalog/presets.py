@@ -179,11 +179,14 @@ class _ParseCache:
             self.entries = {}
             path = self._path()
             if path is not None and path.exists():
-                from llmarch.core.io import parse_json, read_text
+                from llmarch.core.io import read_text
 
+                # Plain json.loads: this file is our own, and every entry is checked again where it is used
+                # (an entry must be a mapping; a validated config must rebuild), so the input-file depth walk
+                # would only cost time.
                 try:
-                    data = parse_json(read_text(path, limit=_MAX_CACHE_BYTES), origin=str(path))
-                except LlmarchError:
+                    data = json.loads(read_text(path, limit=_MAX_CACHE_BYTES), parse_constant=_no_constant)
+                except (LlmarchError, ValueError, RecursionError):
                     data = None  # unreadable or malformed: start afresh (rewritten on the next flush)
                 if isinstance(data, dict) and data.get("version") == _CACHE_VERSION:
                     entries = data.get("entries")
@@ -235,6 +238,10 @@ class _ParseCache:
 
 
 _cache = _ParseCache()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # NaN and Infinity never come out of a cache entry
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

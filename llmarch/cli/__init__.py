@@ -1,9 +1,9 @@
 """Command-line interface: parse arguments, call the library, render. No arithmetic here.
 
 One module per command group; each registers its commands on the shared Typer `app` when imported.
-The console script imports only the module of the command it runs (Typer builds every registered
-command's options on each start, which for all of them costs more than `llmarch compare` itself);
-`llmarch.cli.app` (for tests and embedding) has every command registered.
+The console script imports only the module of the command it runs and has Typer build that one command
+(Typer builds every registered command's options on each start, which for all of them costs more than
+`llmarch compare` itself); `llmarch.cli.app` (for tests and embedding) has every command registered.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def load_commands(names: list[str] | None = None) -> None:
     modules = sorted(set(COMMAND_MODULES.values())) if names is None else [COMMAND_MODULES[n] for n in names]
     for module in modules:
         importlib.import_module(f"llmarch.cli.{module}")
-    from llmarch.cli._app import humanize_counts, tidy_epilogs
+    from llmarch.cli._app import commands_named, humanize_counts, tidy_epilogs
 
-    tidy_epilogs()
-    humanize_counts()
+    commands = commands_named(names)
+    tidy_epilogs(commands)
+    humanize_counts(commands)
 
 
 def main() -> None:
@@ -47,8 +48,12 @@ def main() -> None:
     from llmarch.cli import _app
 
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    load_commands([command] if command in COMMAND_MODULES else None)
-    _app.main()
+    if command in COMMAND_MODULES:
+        load_commands([command])
+        _app.main(only=command)
+    else:
+        load_commands()
+        _app.main()
 
 
 def __getattr__(name: str) -> Any:

@@ -501,13 +501,19 @@ def _option_info(hint: Any) -> tuple[tuple[Any, ...], Any] | None:
     return (kinds, info) if info is not None else None
 
 
-def humanize_counts() -> None:
-    """Give every registered whole-number option the human-number parser (32k, 2M, 1e3), and the amount
-    options (AMOUNT_OPTIONS) theirs: one type for every count option, whichever module declares it. Options
-    with a parser or click type of their own are left alone; `min`/`max` move into the parser."""
+def commands_named(names: list[str] | None) -> list[Any]:
+    """The registered commands called `names` (every registered command when None)."""
+    return [c for c in app.registered_commands if names is None or c.name in names]
+
+
+def humanize_counts(commands: list[Any] | None = None) -> None:
+    """Give every whole-number option of `commands` (default: all registered) the human-number parser (32k,
+    2M, 1e3), and the amount options (AMOUNT_OPTIONS) theirs: one type for every count option, whichever
+    module declares it. Options with a parser or click type of their own are left alone; `min`/`max` move
+    into the parser. Idempotent: a command already converted is left as it is."""
     import typing
 
-    for command in app.registered_commands:
+    for command in app.registered_commands if commands is None else commands:
         callback = command.callback
         hints = typing.get_type_hints(callback, include_extras=True) if callback else {}
         for name, hint in hints.items():
@@ -535,9 +541,10 @@ def humanize_counts() -> None:
                     function.__annotations__[name] = hint
 
 
-def tidy_epilogs() -> None:
-    """Each 'Examples: a · b' epilog as one example per line, kept unwrapped (click's \\b marker)."""
-    for info in app.registered_commands:
+def tidy_epilogs(commands: list[Any] | None = None) -> None:
+    """Each 'Examples: a · b' epilog of `commands` (default: all registered) as one example per line, kept
+    unwrapped (click's \\b marker)."""
+    for info in app.registered_commands if commands is None else commands:
         epilog = info.epilog
         if isinstance(epilog, str) and " · " in epilog and not epilog.startswith("\b"):
             head, _, rest = epilog.partition(": ")
@@ -587,9 +594,8 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
     return exc.exit_code
 
 
-def main() -> None:
-    """Console-script entry point: usage errors and output failures (disk full, closed stdout) are one line."""
-    _prepare_streams()
+def _run() -> int:
+    """Run the app; usage errors, interrupts and output failures become an exit code (and one line)."""
     try:
         try:
             code = app(standalone_mode=False)
@@ -614,4 +620,20 @@ def main() -> None:
         _silence_stdout()
         _say(f"error: cannot write to standard output: {exc.strerror or exc}")
         code = EXIT_USER_ERROR
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0
+
+
+def main(only: str | None = None) -> None:
+    """Console-script entry point: usage errors and output failures (disk full, closed stdout) are one line.
+
+    `only` names the one command being run: Typer then builds that command's options alone (building every
+    command registered beside it costs more than running `llmarch compare`)."""
+    _prepare_streams()
+    registered = app.registered_commands
+    if only is not None:
+        app.registered_commands = commands_named([only])
+    try:
+        code = _run()
+    finally:
+        app.registered_commands = registered
+    sys.exit(code)
