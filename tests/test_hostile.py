@@ -69,8 +69,9 @@ def _contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(presets.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv("LLMARCH_DEBUG", raising=False)
-    presets._cache.entries = None
-    presets._cache.pending = {}
+    for cache in (presets._cache, presets._validated_cache):
+        cache.entries = None
+        cache.pending = {}
     presets._load_cached.cache_clear()
     presets._index_cached.cache_clear()
     before = _snapshot()
@@ -295,6 +296,16 @@ def test_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path, content: bytes) 
     assert len(_cache_entries(tmp_path)) == 1
 
 
+def _forget_caches(*, validated_file: bool = False, tmp_path: Path | None = None) -> None:
+    """Make the next load read the cache files again (and, with `validated_file`, find no validated configs)."""
+    if validated_file and tmp_path is not None:
+        (tmp_path / "cache" / presets._VALIDATED_FILE).unlink()
+    presets._cache.entries = None
+    presets._validated_cache.entries = None
+    presets._load_cached.cache_clear()
+    presets._index_cached.cache_clear()
+
+
 def test_tampered_cache_entry_is_still_validated(tmp_path: Path) -> None:
     path = write(tmp_path, TINY)
     compare_json(str(path))
@@ -303,9 +314,29 @@ def test_tampered_cache_entry_is_still_validated(tmp_path: Path) -> None:
     for entry in document["entries"].values():
         entry["n_layers"] = -1
     cache_file.write_text(json.dumps(document))
-    presets._cache.entries = None
-    presets._load_cached.cache_clear()
-    assert_clean_error(*cli("compare", str(path)), contains="n_layers")
+    _forget_caches()
+    assert compare_json(str(path))[0]["n_layers"] == 2  # the validated config of these very bytes
+    _forget_caches(validated_file=True, tmp_path=tmp_path)
+    assert_clean_error(*cli("compare", str(path)), contains="n_layers")  # a parse is validated before use
+
+
+def test_validated_config_is_used_only_for_the_same_bytes(tmp_path: Path) -> None:
+    base = write(tmp_path, TINY, "base.yaml")
+    child = write(tmp_path, "extends: base.yaml\nd_ff: 256\n", "child.yaml")
+    assert compare_json(str(child))[0]["n_layers"] == 2
+    base.write_text(TINY.replace("n_layers: 2", "n_layers: 5"))  # the parent changes, the child file does not
+    _forget_caches()
+    assert compare_json(str(child))[0]["n_layers"] == 5
+
+
+def test_validated_config_of_a_name_follows_a_shadowing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    monkeypatch.setenv(presets.PRESET_PATH_ENV, str(folder))
+    assert compare_json("gpt-2")[0]["n_layers"] == 12
+    write(folder, TINY.replace("name: tiny", "name: gpt-2"), "gpt-2.yaml")  # now found first by name
+    _forget_caches()
+    assert compare_json("gpt-2")[0]["n_layers"] == 2
 
 
 def test_cache_fifo_or_folder_does_not_hang(tmp_path: Path) -> None:

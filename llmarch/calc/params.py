@@ -42,7 +42,13 @@ class ParamCount:
 
     @property
     def groups(self) -> dict[str, int]:
-        return {g: self.group(g) for g in GROUPS}
+        """Every group of GROUPS (in that order) -> the sum of its leaves, in one pass over the breakdown."""
+        sums = dict.fromkeys(GROUPS, 0)
+        for key, value in self.breakdown.items():
+            group = key.partition(".")[0]
+            if group in sums:
+                sums[group] += value
+        return sums
 
 
 def norm_params(config: ArchConfig, width: int) -> int:

@@ -22,6 +22,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,9 @@ class _ParseCache:
     rsync keep both), so an edited file is always parsed afresh. A parse result is staged and kept only once
     the config it belongs to has validated (`commit`); a file that fails is never stored. At most
     MAX_CACHE_ENTRIES files (least recently used evicted); a corrupt or foreign cache file is ignored and
-    rewritten. Validation of the resulting config always runs. LLMARCH_CACHE_DIR moves it (default:
-    $XDG_CACHE_HOME/llmarch or ~/.cache/llmarch); set it to an empty string to disable it.
+    rewritten. A config built from a parse is always validated (validated configs have a cache of their own,
+    `_cached_config`, checked against the bytes of every file they came from). LLMARCH_CACHE_DIR moves both
+    (default: $XDG_CACHE_HOME/llmarch or ~/.cache/llmarch); set it to an empty string to disable them.
     """
 
     def __init__(self) -> None:
@@ -253,6 +255,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except InputFileError as exc:
         raise InvalidConfigError(exc.reason, origin=str(path)) from None
     digest = _digest(data)
+    _record_file(path, digest)
     cached = _cache.get(digest)
     if cached is not None:
         return _copy(cached)
@@ -415,6 +418,7 @@ def _resolve_raw(spec: str, *, depth: int = 0, origin: str | None = None) -> tup
             )
         info = preset_info(base_spec)
         where = str(info.path)
+        _record_name(base_spec, where)
         raw = _read_yaml(info.path)
         stem = info.path.stem
         if raw.get("name", stem) != stem:
@@ -493,7 +497,7 @@ def _relative_to(spec: str, including_file: str) -> str:
 
 
 def _looks_like_path(base_spec: str) -> bool:
-    return Path(base_spec).suffix in (*PRESET_SUFFIXES, ".json") or os.sep in base_spec or "/" in base_spec
+    return os.sep in base_spec or "/" in base_spec or os.path.splitext(base_spec)[1] in (*PRESET_SUFFIXES, ".json")
 
 
 def _derived_d_head(raw: dict[str, Any]) -> int | None:
@@ -530,10 +534,12 @@ def _merge_shapes(base: dict[str, Any], changes: dict[str, Any], *, origin: str)
 
 
 def _read_hf_json(path: Path) -> dict[str, Any]:
-    from llmarch.core.io import MAX_JSON_BYTES, InputFileError, parse_json, read_text
+    from llmarch.core.io import MAX_JSON_BYTES, InputFileError, decode_text, parse_json, read_bytes
 
     try:
-        data = parse_json(read_text(path, limit=MAX_JSON_BYTES), origin=str(path))
+        raw_bytes = read_bytes(path, limit=MAX_JSON_BYTES)
+        _record_file(path, _digest(raw_bytes))
+        data = parse_json(decode_text(raw_bytes, path), origin=str(path))
     except InputFileError as exc:
         raise InvalidConfigError(exc.reason, origin=str(path)) from None
     if not isinstance(data, dict):
@@ -574,16 +580,25 @@ def _load_one(spec: str) -> ArchConfig:
 
 @functools.lru_cache(maxsize=256)
 def _load_cached(spec: str, _preset_path: str) -> ArchConfig:
+    key = _spec_key(spec)
+    cached = _cached_config(key)
+    if cached is not None:
+        return cached
+    reads = _Reads()
+    token = _reads.set(reads)
     try:
         raw, where = _resolve_raw(spec)
         origin = where if _split_overrides(spec)[1] is None else spec
         if "name" not in raw:
             raw["name"] = Path(where).stem
-        config = _validated_config(raw, origin)
+        config = ArchConfig.from_dict(raw, origin=origin)
     except BaseException:
         _cache.discard()  # never keep the parse of a file that does not validate
         _validated_cache.discard()
         raise
+    finally:
+        _reads.reset(token)
+    _stage_config(key, reads, config)
     _cache.commit()
     _validated_cache.commit()
     return config
@@ -611,50 +626,112 @@ def load_all() -> list[ArchConfig]:
 
 
 class _ValidatedCache(_ParseCache):
-    """The fields of configs that validated, keyed by a hash of the resolved mapping and its origin: the parse
-    cache's rules (bounded, only committed results, corrupt files ignored) in a file of its own."""
+    """Configs that validated, keyed by what was asked for (see `_spec_key`), with the files they were read
+    from: the parse cache's rules (bounded, only committed results, corrupt files ignored) in a file of its own."""
 
     def _path(self) -> Path | None:
         path = super()._path()
         return None if path is None else path.with_name(_VALIDATED_FILE)
 
 
-_VALIDATED_FILE = "validated-presets-v1.json"
+_VALIDATED_FILE = "validated-presets-v2.json"
 _validated_cache = _ValidatedCache()
 
 
-def _validated_config(raw: dict[str, Any], origin: str) -> ArchConfig:
-    """`ArchConfig.from_dict(raw, origin=origin)`, validated once per distinct (mapping, origin, llmarch version).
+class _Reads:
+    """The files one load read (path, content hash) and the names it resolved (name, path), in order."""
 
-    Validation is most of what loading a known preset costs, and its result depends on the resolved mapping and
-    the origin alone. So the fields of a config that validated are staged in a cache file beside the parse
-    cache, under a hash of the three (kept only if the load commits, like a parsed file), and rebuilt from
-    there on the next run. A mapping not seen before, one that is not plain JSON data, or an entry that does
-    not rebuild is validated in full; an entry is stored only if it rebuilds into an equal config.
-    """
-    key = _validation_key(raw, origin)
-    if key is not None:
-        entry = _validated_cache.get(key)
-        if entry is not None:
-            config = _rebuild(entry.get("fields"))
-            if config is not None:
-                return config
-    config = ArchConfig.from_dict(raw, origin=origin)
-    if key is not None:
-        fields = _fields_of(config)
-        if _rebuild(json.loads(json.dumps(fields, allow_nan=False))) == config:  # stored only if it round-trips
-            _validated_cache.stage(key, {"fields": fields})
-    return config
+    def __init__(self) -> None:
+        self.files: list[list[str]] = []
+        self.names: list[list[str]] = []
 
 
-def _validation_key(raw: dict[str, Any], origin: str) -> str | None:
-    from llmarch._version import __version__
+#: The reads of the load in progress in this thread or task (None outside `_load_cached`).
+_reads: ContextVar[_Reads | None] = ContextVar("llmarch_preset_reads", default=None)
 
+
+def _record_file(path: Path, digest: str) -> None:
+    reads = _reads.get()
+    if reads is not None:
+        reads.files.append([str(path), digest])
+
+
+def _record_name(name: str, path: str) -> None:
+    reads = _reads.get()
+    if reads is not None:
+        reads.names.append([name, path])
+
+
+def _spec_key(spec: str) -> str | None:
+    """Cache key of a preset spec: the spec with everything that decides which files it reads and how they are
+    read (llmarch's version and the source files of its loader, the preset path, and for file paths or a set
+    preset path the working and home folders); None where that cannot be told (a deleted working folder)."""
+    preset_path = os.environ.get(PRESET_PATH_ENV, "")
     try:
-        text = json.dumps([__version__, origin, raw], sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
+        where = [os.getcwd(), os.path.expanduser("~")] if preset_path or _looks_like_path(spec) else []
+        text = _loader_stamp() + json.dumps([preset_path, where, spec])
+    except (OSError, ValueError):
         return None
     return _digest(text.encode("utf-8", "surrogatepass"))
+
+
+@functools.cache
+def _loader_stamp() -> str:
+    """llmarch's version, and the size and modification time of the modules that turn files into configs
+    (core/, catalog/): a cached config is never used by a loader that was edited since, even within a version."""
+    from llmarch._version import __version__
+
+    package = Path(__file__).resolve().parent.parent
+    stamp = [__version__]
+    for folder in (package / "core", package / "catalog"):
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.endswith(".py"):
+                    info = entry.stat()
+                    stamp.append(f"{entry.name}:{info.st_size}:{info.st_mtime_ns}")
+    return json.dumps(stamp)
+
+
+def _cached_config(key: str | None) -> ArchConfig | None:
+    """The config stored under `key`, if every file it was read from still holds the same bytes and every
+    name still resolves to the same file; None otherwise (the spec is then loaded and validated in full).
+
+    Validation is most of what loading a known preset costs; its result depends only on the files read (their
+    bytes, hashed as the parse cache hashes them) and the names resolved on the way, so both are stored with
+    the fields and checked again before the fields are used: an edited, replaced or shadowed file is a miss.
+    """
+    from llmarch.core.io import MAX_JSON_BYTES, MAX_PRESET_BYTES, read_bytes
+
+    entry = None if key is None else _validated_cache.get(key)
+    if not isinstance(entry, dict):
+        return None
+    files, names = entry.get("files"), entry.get("names")
+    if not (isinstance(files, list) and files and isinstance(names, list)):
+        return None
+    try:
+        for name, path in names:
+            if str(preset_info(name).path) != path:
+                return None
+        for path, digest in files:
+            limit = MAX_JSON_BYTES if path.endswith(".json") else MAX_PRESET_BYTES
+            if _digest(read_bytes(path, limit=limit)) != digest:
+                return None
+    except (LlmarchError, TypeError, ValueError):
+        return None
+    return _rebuild(entry.get("fields"))
+
+
+def _stage_config(key: str | None, reads: _Reads, config: ArchConfig) -> None:
+    """Stage `config` under `key` with its reads, if its fields survive a JSON round trip unchanged."""
+    if key is None or not reads.files:
+        return
+    fields = _fields_of(config)
+    try:
+        stored = json.loads(json.dumps(fields, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return
+    if _rebuild(stored) == config:
+        _validated_cache.stage(key, {"files": reads.files, "names": reads.names, "fields": fields})
 
 
 def _fields_of(config: ArchConfig) -> dict[str, Any]:
@@ -683,18 +760,16 @@ def _rebuild(fields: Any) -> ArchConfig | None:
 
     if not isinstance(fields, dict) or not isinstance(fields.get("training"), dict):
         return None
-    config_defaults, training_defaults = _defaults()
-    if not (fields.keys() <= config_defaults.keys() and fields["training"].keys() <= training_defaults.keys()):
+    defaults, training_defaults, required = _defaults()
+    if not (required <= fields.keys() <= defaults.keys() and fields["training"].keys() <= training_defaults.keys()):
         return None
     training = object.__new__(TrainingMeta)
     training.__dict__.update(training_defaults, **fields["training"])
     config = object.__new__(ArchConfig)
-    config.__dict__.update(config_defaults, **fields)
+    config.__dict__.update(defaults, **fields)
     config.__dict__["training"] = training
     if isinstance(fields.get("weight_dtypes"), dict):
         config.__dict__["weight_dtypes"] = DtypeMap(fields["weight_dtypes"])
-    if any(value is _REQUIRED for value in config.__dict__.values()):
-        return None
     return config
 
 
@@ -702,8 +777,9 @@ _REQUIRED = object()
 
 
 @functools.cache
-def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
-    """Default value of every ArchConfig and TrainingMeta field (_REQUIRED for a field without one)."""
+def _defaults() -> tuple[dict[str, Any], dict[str, Any], frozenset[str]]:
+    """Default value of every ArchConfig and TrainingMeta field (_REQUIRED for a field without one), and the
+    names of the ArchConfig fields an entry must give (those without a default; `training` always is)."""
     import dataclasses
 
     from llmarch.core.config import TrainingMeta
@@ -711,4 +787,6 @@ def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     def defaults(cls: type) -> dict[str, Any]:
         return {f.name: _REQUIRED if f.default is dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
 
-    return defaults(ArchConfig), defaults(TrainingMeta)
+    config_defaults, training_defaults = defaults(ArchConfig), defaults(TrainingMeta)  # training facts: all optional
+    required = frozenset(name for name, value in config_defaults.items() if value is _REQUIRED)
+    return config_defaults, training_defaults, required

@@ -194,7 +194,12 @@ class ArchConfig:
 
     @property
     def n_moe_layers(self) -> int:
-        return sum(self.layer_is_moe(i) for i in range(self.n_layers)) if self.is_moe else 0
+        """Decoder layers with a mixture of experts: the layers `layer_is_moe` selects, counted in closed form
+        (the multiples of moe_every among the 1-based layer numbers n_dense_layers+1 .. n_layers)."""
+        if not self.is_moe:
+            return 0
+        dense = max(0, min(self.n_dense_layers, self.n_layers))
+        return self.n_layers // self.moe_every - dense // self.moe_every
 
     @property
     def expert_d_ff(self) -> int:
@@ -234,8 +239,13 @@ class ArchConfig:
 
     @property
     def n_local_layers(self) -> int:
-        """Decoder layers that use the sliding window or chunk (the rest attend globally)."""
-        return sum(self.layer_is_local(i) for i in range(self.n_layers))
+        """Decoder layers that use the sliding window or chunk (the rest attend globally): the layers
+        `layer_is_local` selects, counted in closed form (every global_every-th layer is global)."""
+        if self.local_span is None:
+            return 0
+        if self.global_every is None:
+            return self.n_layers
+        return self.n_layers - self.n_layers // self.global_every
 
     @property
     def rope_scaled_context(self) -> int | None:

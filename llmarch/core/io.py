@@ -84,7 +84,11 @@ def read_bytes(path: str | Path, *, limit: int = MAX_PRESET_BYTES, what: str | N
 
 def read_text(path: str | Path, *, limit: int = MAX_PRESET_BYTES, what: str | None = None) -> str:
     """`read_bytes` decoded as UTF-8 (a leading byte-order mark is dropped)."""
-    data = read_bytes(path, limit=limit, what=what)
+    return decode_text(read_bytes(path, limit=limit, what=what), path, what=what)
+
+
+def decode_text(data: bytes, path: str | Path, *, what: str | None = None) -> str:
+    """The bytes of file `path` as UTF-8 text (a leading byte-order mark dropped); InputFileError if they are not."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
