@@ -723,7 +723,6 @@ def inference_memory(
         config, concurrency=batch, prompt_len=seq_len, generate_len=seq_len if config.is_encoder_decoder else 0,
         dtype=dtype, kv_dtype=kv_dtype, tp=tp, step_tokens=None, flash=flash,
     )  # fmt: skip
-    weights, kv, workspace = serving.weights_bytes, serving.kv_cache_bytes, serving.workspace_bytes
     return InferenceMemory(
         batch=batch,
         seq_len=seq_len,
@@ -731,10 +730,10 @@ def inference_memory(
         kv_dtype=serving.kv_dtype,
         tp=tp,
         flash=flash,
-        weights_bytes=weights,
-        kv_cache_bytes=kv,
-        activation_bytes=workspace,
-        total_bytes=weights + kv + workspace,
+        weights_bytes=serving.weights_bytes,
+        kv_cache_bytes=serving.kv_cache_bytes,
+        activation_bytes=serving.workspace_bytes,
+        total_bytes=serving.total_bytes,
     )
 
 
@@ -838,22 +837,23 @@ def memory_estimate(
         config, batch=batch, seq_len=seq_len, dtype=dtype, kv_dtype=kv_dtype, tp=knobs.tp, flash=knobs.flash
     )
     training = training_memory(config, seq_len=seq_len, **layout)
-    checkpoint = checkpoint_size(config, dtype=checkpoint_dtype, n_ranks=knobs.n_gpus)
-    inference_fit = training_fit = None
-    if accelerator_memory_bytes is not None:
-        inference_fit = inference.fits(accelerator_memory_bytes, reserve_fraction=reserve_fraction)
-        training_fit = training.fits(accelerator_memory_bytes, reserve_fraction=reserve_fraction)
-    else:
-        _check_reserve(reserve_fraction)
+
+    def fitted(required: InferenceMemory | TrainingMemory) -> Fit | None:
+        """Whether `required` fits the accelerator, when one is given (the reserve is checked either way)."""
+        if accelerator_memory_bytes is None:
+            _check_reserve(reserve_fraction)
+            return None
+        return required.fits(accelerator_memory_bytes, reserve_fraction=reserve_fraction)
+
     return MemoryEstimate(
         name=config.name,
         n_params=training.n_params,
         inference=inference,
         training=training,
-        checkpoint=checkpoint,
+        checkpoint=checkpoint_size(config, dtype=checkpoint_dtype, n_ranks=knobs.n_gpus),
         accelerator_memory_bytes=accelerator_memory_bytes,
         reserve_fraction=reserve_fraction,
-        inference_fit=inference_fit,
-        training_fit=training_fit,
+        inference_fit=fitted(inference),
+        training_fit=fitted(training),
         exceeds_max_seq_len=seq_len > config.max_seq_len,
     )
