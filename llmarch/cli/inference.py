@@ -24,7 +24,15 @@ from llmarch.cli._app import (
     keywords_to_flags,
     resolve_specs,
 )
-from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
+from llmarch.core.defaults import (
+    DEFAULT_ACCEPTANCE_RATE,
+    DEFAULT_DRAFT_LEN,
+    DEFAULT_DTYPE,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_PREFILL_CHUNK,
+    DEFAULT_PROMPT_LEN,
+)
 from llmarch.report.format import assumption_rows, format_bytes, format_count, format_seconds, format_usd
 
 
@@ -260,7 +268,8 @@ _PrefillChunkOption = Annotated[
     int, typer.Option(help="Tokens per engine step (chunked prefill budget); 0: every prompt in one step.")
 ]
 _GpuMemoryUtilizationOption = Annotated[
-    float | None, typer.Option(help="Fraction of GPU memory the engine uses (vLLM's). Default 0.9.")
+    float | None,
+    typer.Option(help=f"Fraction of GPU memory the engine uses (vLLM's). Default {DEFAULT_GPU_MEMORY_UTILIZATION:g}."),
 ]
 _ReserveFractionOption = Annotated[
     float | None, typer.Option(help="Fraction of GPU memory kept free (1 - --gpu-memory-utilization).")
@@ -271,7 +280,7 @@ _PrefixHitRateOption = Annotated[
 _DraftOption = Annotated[str | None, typer.Option(help="Draft model preset for speculative decoding.")]
 _DraftLenOption = Annotated[int, typer.Option(help="Tokens the draft proposes per step.")]
 _AcceptanceRateOption = Annotated[
-    float | None, typer.Option(help="Probability a drafted token is accepted. Default 0.7.")
+    float | None, typer.Option(help=f"Probability a drafted token is accepted. Default {DEFAULT_ACCEPTANCE_RATE:g}.")
 ]
 _FlopEfficiencyOption = Annotated[
     float | None, typer.Option(help="Large-GEMM fraction of the dense peak. Default: the efficiency catalog's.")
@@ -341,7 +350,7 @@ def estimate_inference_command(
     reserve_fraction: _ReserveFractionOption = None,
     prefix_hit_rate: _PrefixHitRateOption = None,
     draft: _DraftOption = None,
-    draft_len: _DraftLenOption = 4,
+    draft_len: _DraftLenOption = DEFAULT_DRAFT_LEN,
     acceptance_rate: _AcceptanceRateOption = None,
     flop_efficiency: _FlopEfficiencyOption = None,
     bandwidth_efficiency: _BandwidthEfficiencyOption = None,
