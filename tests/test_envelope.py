@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +16,8 @@ from typer.testing import CliRunner
 from llmarch import __version__
 from llmarch.catalog.schemas import envelope_schema
 from llmarch.cli import COMMAND_MODULES, app
-from llmarch.report.tables import envelope, plain, to_csv
+from llmarch.core.errors import InvalidValueError
+from llmarch.report.tables import check_finite, envelope, plain, to_csv
 
 jsonschema = pytest.importorskip("jsonschema")
 runner = CliRunner()
@@ -110,3 +113,21 @@ def test_csv_writes_whole_numbers_without_decimal_point_and_keeps_every_key() ->
     assert rows[0]["seq_len"] == "4096" and rows[1]["seq_len"] == "" and rows[1]["z"] == "[1, 2]"
     memory = runner.invoke(app, ["memory", "llama-2-7b", "--format", "csv"]).stdout
     assert ".0," not in memory and not memory.rstrip().endswith(".0")
+
+
+@pytest.mark.parametrize(
+    ("records", "named"),
+    [
+        ([{"name": "a", "x": 1.0}, {"name": "b", "flops": float("inf")}], "b: flops is inf"),
+        ([{"name": "a", "breakdown": {"mlp.up": 3, "mlp.down": float("nan")}}], "a: mlp.down is nan"),
+        ([{"name": "a", "points": [{"kv": 1}, {"kv": -float("inf")}]}], "a: kv is -inf"),
+        ([{"name": "a", "view": MappingProxyType({"bytes": float("inf")})}], "a: bytes is inf"),
+    ],
+)
+def test_check_finite_names_the_record_and_key_of_a_non_finite_number(records: list[dict], named: str) -> None:
+    with pytest.raises(InvalidValueError, match=re.escape(named)):
+        check_finite(records)
+
+
+def test_check_finite_passes_finite_results_and_values_that_are_not_numbers() -> None:
+    check_finite([{"name": "a", "x": 1e300, "n": 10**30, "path": Path("x"), "t": (1.0, 2), "s": "inf"}])

@@ -59,16 +59,20 @@ def _encode(value: Any, newline: str, out: list[str]) -> None:
             out.append("{}")
             return
         out.append("{")
-        first = True
+        separator = inner
         for key, item in value.items():
-            out.append(inner if first else "," + inner)
-            first = False
-            out.append(_encode_str(key) + ": ")
-            text = _scalar(item)
-            if text is None:
-                _encode(item, inner, out)
+            kind = type(item)
+            # The common scalars inline (this loop runs for every value of a document); the rest as above.
+            if kind is str:
+                out.append(f"{separator}{_encode_str(key)}: {_encode_str(item)}")
+            elif kind is int:
+                out.append(f"{separator}{_encode_str(key)}: {int.__repr__(item)}")
+            elif item is None:
+                out.append(f"{separator}{_encode_str(key)}: null")
             else:
-                out.append(text)
+                out.append(f"{separator}{_encode_str(key)}: ")
+                _encode(item, inner, out)
+            separator = "," + inner
         out.append(newline + "}")
     elif kind is list or kind is tuple:
         if not value:

@@ -139,9 +139,15 @@ def to_json(document: Any) -> str:
 
 def check_finite(records: Sequence[Mapping[str, Any]]) -> None:
     """Raise InvalidValueError if a result is infinite or NaN (an input so large that a float overflowed):
-    a table must never show 'inf' as if it were a number."""
-    import math
+    a table must never show 'inf' as if it were a number.
 
+    The C JSON encoder visits every value far faster than a Python walk and refuses a non-finite float, so it
+    answers the common case; only when it refuses does the walk below run, to name the record and the key."""
+    try:
+        json.dumps(records, allow_nan=False, default=_as_container)
+        return
+    except (ValueError, TypeError, RecursionError):
+        pass  # a non-finite float, or something the encoder cannot judge: walk it
     stack: list[tuple[str, Any]] = [(str(r.get("name", "")), r) for r in records]
     while stack:
         where, node = stack.pop()
@@ -151,6 +157,11 @@ def check_finite(records: Sequence[Mapping[str, Any]]) -> None:
                 raise InvalidValueError(f"{where}: {key} is {value}: an input is too large; use realistic values")
             if isinstance(value, (Mapping, list)):
                 stack.append((where, value))
+
+
+def _as_container(value: Any) -> Any:
+    """For `check_finite`'s encoder: a mapping that is not a dict is looked into; anything else is not a number."""
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
