@@ -4,6 +4,9 @@ One module per command group; each registers its commands on the shared Typer `a
 The console script imports only the module of the command it runs and has Typer build that one command
 (Typer builds every registered command's options on each start, which for all of them costs more than
 `llmarch compare` itself); `llmarch.cli.app` (for tests and embedding) has every command registered.
+Command modules evaluate their annotations when they are defined (no `from __future__ import annotations`,
+except where an annotation names a type imported only for type checking): Typer reads every option from
+them on each start, and string annotations would be compiled anew each time.
 """
 
 from __future__ import annotations
