@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmarch.calc.flops import RECOMPUTE_MODES
 from llmarch.calc.memory import weights_bytes
@@ -515,9 +515,8 @@ _ACTIVATION_KEYWORDS = ("micro_batch", "tp", "pp", "sequence_parallel", "recompu
                         "virtual_stages", "n_micro_batches")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class TrainingLayout:
-    """How one training step is laid out: the keywords `training_memory` and `memory_estimate` take.
+class TrainingLayout(NamedTuple):
+    """How one training step is laid out: the keywords `training_memory` and `memory_estimate` take (immutable).
 
     The n_gpus GPUs form tp x cp x dp x pp (dp = n_gpus / (tp pp cp) data-parallel ranks; ZeRO shards over
     dp x cp, as Megatron-LM's distributed optimizer does; expert parallelism ep divides dp x cp). Defaults
