@@ -27,9 +27,9 @@ with the separate head, the size its model card reports as 77M).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple, NoReturn
 
 from llmarch.core.errors import InvalidConfigError
 
@@ -204,8 +204,7 @@ _NAMES: dict[str, _SizeKeys] = {
 }
 
 
-@dataclass(frozen=True)
-class _Family:
+class _Family(NamedTuple):
     """Where one family's config.json states the fields every decoder has, and what transformers' configuration
     class assumes for the keys a file omits. Key tuples list aliases after the current name."""
 
@@ -223,7 +222,7 @@ class _Family:
     positions: tuple[str, ...] = ("max_position_embeddings",)
     act_key: str = "hidden_act"  # "": the activation is fixed
     # d_model, n_layers, n_heads and vocab_size when absent; most classes have none, so the keys are required.
-    sizes: dict[str, int] = field(default_factory=dict)
+    sizes: Mapping[str, int] = MappingProxyType({})
 
     def size(self, name: str) -> Any:
         return self.sizes.get(name, _MISSING)
@@ -511,19 +510,19 @@ def _gpt2(r: _Reader) -> dict[str, Any]:
 def _gpt_bigcode(r: _Reader) -> dict[str, Any]:
     # multi_query (default true): c_attn projects to d + 2 d_head, one key/value head (SantaCoder, StarCoder).
     n_kv = 1 if r.bool("multi_query", default=True) else None
-    return _gpt2_like(r, replace(_GPT2, act="gelu_pytorch_tanh"), n_kv_heads=n_kv)
+    return _gpt2_like(r, _GPT2._replace(act="gelu_pytorch_tanh"), n_kv_heads=n_kv)
 
 
 def _openai_gpt(r: _Reader) -> dict[str, Any]:
     # GPT-1 (Radford et al. 2018): post-norm blocks (ln_1(x + attn), ln_2(n + mlp)), no final norm, MLP 4 d.
-    fam = replace(_GPT2, max_seq_len=512, act="gelu", ffn=(), act_key="afn")
+    fam = _GPT2._replace(max_seq_len=512, act="gelu", ffn=(), act_key="afn")
     return _decoder(r, fam, position="learned", norm_position="post", final_norm=False, **_biases(True))
 
 
 def _gptj(r: _Reader) -> dict[str, Any]:
     # GPT-J: one ln_1 feeds parallel attention (no biases) and MLP (biases); the output head has a bias.
     rotary_dim = r.int("rotary_dim", default=64, null_is_default=False)
-    fam = replace(_GPT2, max_seq_len=2048, tie=False)
+    fam = _GPT2._replace(max_seq_len=2048, tie=False)
     parallel = _PARALLEL_SHARED_NORM
     raw = _decoder(r, fam, position="rope", rope_theta=10000.0, mlp_bias=True, lm_head_bias=True, **parallel)
     d_head = raw["d_head"] = raw["d_model"] // raw["n_heads"]
