@@ -18,6 +18,8 @@ from llmarch.calc.flops import training_flops_per_token
 from llmarch.calc.training_memory import training_seq_len, training_seq_len_source
 from llmarch.cli import app
 
+QWEN3_SIZES = ("0.6b", "1.7b", "4b", "8b", "14b", "32b", "30b-a3b", "235b-a22b")
+
 # (preset, published pre-training sequence length, where it is published)
 PUBLISHED = [
     # Qwen Team 2024, Qwen2 Technical Report (arXiv:2407.10671), section 3.2: 4,096, raised to 32,768 only in the
@@ -28,8 +30,7 @@ PUBLISHED = [
     *[(f"qwen2.5-{size}", 4096, "arXiv:2412.15115") for size in ("0.5b", "1.5b", "3b", "7b", "14b", "32b", "72b")],
     # Qwen Team 2025, Qwen3 Technical Report (arXiv:2505.09388), section 3.2: S1 (over 30T tokens) and S2 (about 5T)
     # at 4,096; only the long-context stage (hundreds of billions of tokens) at 32,768. Dense and MoE alike.
-    *[(f"qwen3-{size}", 4096, "arXiv:2505.09388")
-      for size in ("0.6b", "1.7b", "4b", "8b", "14b", "32b", "30b-a3b", "235b-a22b")],  # fmt: skip
+    *[(f"qwen3-{size}", 4096, "arXiv:2505.09388") for size in QWEN3_SIZES],
     # Gemma Team 2025, Gemma 3 Technical Report (arXiv:2503.19786), section 5.3: pre-trained with 32K sequences;
     # the 4B, 12B and 27B models are scaled to 128K (RoPE factor 8) at the end of pre-training.
     *[(f"gemma-3-{size}", 32768, "arXiv:2503.19786") for size in ("1b", "4b", "12b", "27b")],
