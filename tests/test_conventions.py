@@ -136,3 +136,41 @@ def test_custom_columns_keep_the_model_name_and_the_training_set_replaces_course
     training = runner.invoke(app, ["compare", "llama-65b", "--columns", "training", "-f", "markdown"]).stdout
     assert training == runner.invoke(app, ["compare", "llama-65b", "--columns", "course", "-f", "markdown"]).stdout
     assert "1.4T" in training and "course" not in runner.invoke(app, ["compare", "--help"]).stdout
+
+
+def test_help_texts_interpolate_numeric_defaults_from_core_defaults() -> None:
+    """A help text never writes a default number as a literal ('Default 512.'): it interpolates the named
+    default (llmarch.core.defaults), so help and behaviour cannot drift apart."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import llmarch.cli
+
+    literal_default = re.compile(r"\b[Dd]efault:? -?\d")
+    found = []
+    for path in sorted(Path(llmarch.cli.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and literal_default.search(node.value):
+                found.append(f"{path.name}:{node.lineno}: {node.value[:60]!r}")
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["bench"], ["Default 512.", "Default 5 (quick 3).", "Default 0.1 (quick 0.02).", "Default: 80% of"]),
+        (["estimate-inference"], ["(vLLM's). Default 0.9.", "accepted. Default 0.7."]),
+        (["design"], ["Default 1.", "Default 0.4."]),
+    ],
+)
+def test_help_shows_the_named_defaults(command: list[str], expected: list[str]) -> None:
+    from llmarch.core import defaults
+
+    assert (defaults.DEFAULT_BENCH_CHUNK_SIZE, defaults.DEFAULT_GPU_MEMORY_UTILIZATION, defaults.DEFAULT_MFU) == (
+        512, 0.9, 0.4,
+    )  # fmt: skip
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=400)
+    text = " ".join(result.output.split())
+    for piece in expected:
+        assert piece in text

@@ -325,6 +325,18 @@ def test_a_model_that_does_not_fit_says_what_would() -> None:
     assert [r["fits"] for r in rows] == [False, True] and rows[0]["ttft_s"] is None
 
 
+def test_a_model_whose_heads_stop_tensor_parallelism_at_a_node_is_told_pipeline_stages() -> None:
+    """Llama 4 Maverick (40 heads: tp 8 at most within a node) holds 746 GiB of bf16 weights: no tp alone fits
+    an 80 GB H100 (93 GiB at tp 8), so the suggestion adds two pipeline stages, and that setup then fits."""
+    maverick = load("llama-4-maverick")
+    e = estimate_inference(maverick, "h100-sxm")
+    assert not e.fits and e.suggestions[0] == "`tp` 8 `pp` 2"
+    assert estimate_inference(maverick, "h100-sxm", tp=8, pp=2).fits
+    assert not estimate_inference(maverick, "h100-sxm", tp=8).fits
+    code, _, err = invoke("estimate-inference", "llama-4-maverick", "--gpu", "h100-sxm")
+    assert code == 1 and "it would fit with --tp 8 --pp 2" in err
+
+
 def test_a_given_batch_that_does_not_fit_names_that_batch() -> None:
     # The sizes in the message are those of the requested batch, so the message must not say "at batch 1".
     e = estimate_inference(load("llama-2-70b"), "h100-sxm", batch=64, batching="static")

@@ -210,6 +210,18 @@ def test_the_cli_imports_no_formula_internals() -> None:
     assert not bad, "\n".join(bad)
 
 
+def test_the_cli_draws_nothing_itself() -> None:
+    """Plots are drawn in llmarch.report.plots (one home for figures); the CLI only calls them."""
+    bad = [
+        _where(path, imp)
+        for path, imports in ALL_IMPORTS.items()
+        if layer_of(module_name(path)) == "cli"
+        for imp in imports
+        if imp.module.split(".")[0] == "matplotlib"
+    ]
+    assert not bad, "\n".join(bad)
+
+
 def torch_free_modules() -> list[str]:
     """Every module outside reference/ and bench/ (whose harness and kernels import torch), plus bench.counts."""
     names = [module_name(p) for p in package_files() if p.name != "__main__.py"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -175,3 +176,21 @@ def test_ring_traffic_fraction_is_shared_by_training_and_serving() -> None:
     assert list(ring_traffic_fraction("reduce_scatter", np.array([2.0, 8.0]))) == [0.5, 0.875]
     # serving's all-reduce: 10 us + 1.75 x 1 GB at 100 GB/s on 8 GPUs
     assert allreduce_time_s(1e9, 8, 1e11, 1e-5) == 1e-5 + 1.75 * 1e9 / 1e11
+
+
+def test_shared_experts_are_timed_at_their_own_width() -> None:
+    """One shared expert of 4 x the routed width (Qwen1.5-MoE-A2.7B: 5632 against 1408) costs what four of the
+    routed width cost, and more than one of the routed width: the width is d_ff_shared, not d_ff_expert."""
+    base = load("mixtral-8x7b")
+    wide = dataclasses.replace(base, n_shared_experts=1, d_ff_shared=4 * base.expert_d_ff)
+    four = dataclasses.replace(base, n_shared_experts=4)
+    one = dataclasses.replace(base, n_shared_experts=1)
+    r = rates("h100-sxm")
+
+    def compute(config: ArchConfig) -> float:
+        shape = st.model_shape(config, seq_len=4096)
+        times = st.layer_times(shape, r, knobs(ep=8, dp=8), seq_len=4096, moe=True)
+        return float(times.compute_fwd) + float(times.compute_bwd)
+
+    assert compute(wide) == pytest.approx(compute(four), rel=1e-12)
+    assert compute(wide) > compute(one) > compute(base)

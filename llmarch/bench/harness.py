@@ -63,12 +63,13 @@ from llmarch.bench.timing import (
     peak_memory_bytes,
 )
 from llmarch.catalog.bench_results import BenchRow, MeasuredPeaks
+from llmarch.core.defaults import DEFAULT_BENCH_MEMORY_HEADROOM
 from llmarch.core.errors import InvalidValueError
 
 #: Robust coefficient of variation above which a measurement is flagged noisy.
 NOISY_CV = 0.10
-#: Fraction of the available memory a case may plan to use (the rest is the allocator's and the reference's).
-MEMORY_HEADROOM = 0.8
+#: Fraction of the available memory a case may plan to use (named in llmarch.core.defaults).
+MEMORY_HEADROOM = DEFAULT_BENCH_MEMORY_HEADROOM
 
 
 # -- results ----------------------------------------------------------------------------------------------------

@@ -19,22 +19,20 @@ from llmarch.bench.kernels import (
     make_variant,
     phase_lengths,
 )
+from llmarch.core import defaults
 from llmarch.core.errors import InvalidValueError
 
-#: Shape used when neither --preset nor --n-heads is given: GQA with a sliding window, so that every
-#: variant has something to show.
-DEFAULT_PRESET = "mistral-7b"
-DEFAULT_SEQ_LENS = (512, 1024, 2048)
-DEFAULT_BATCHES = (1,)
-#: Chunk of a chunked prefill. Mistral chunks by the window (Jiang et al. 2023, section 2); 512 keeps
-#: several chunks at benchmark lengths.
-DEFAULT_CHUNK_SIZE = 512
-DEFAULT_REPEATS = 5
-DEFAULT_MIN_PASS_S = 0.1
+# The sweep's defaults, named in llmarch.core.defaults (where the CLI's help texts read them too).
+DEFAULT_PRESET = defaults.DEFAULT_BENCH_PRESET
+DEFAULT_SEQ_LENS = defaults.DEFAULT_BENCH_SEQ_LENS
+DEFAULT_BATCHES = defaults.DEFAULT_BENCH_BATCHES
+DEFAULT_CHUNK_SIZE = defaults.DEFAULT_BENCH_CHUNK_SIZE
+DEFAULT_REPEATS = defaults.DEFAULT_BENCH_REPEATS
+DEFAULT_MIN_PASS_S = defaults.DEFAULT_BENCH_MIN_PASS_S
 CPU_IMPLS = ("eager", "eager_grouped", "sdpa", "sdpa_repeat_kv", "sdpa_grouped")
 CUDA_IMPLS = (*CPU_IMPLS, "sdpa_flash", "sdpa_efficient", "sdpa_cudnn", "sdpa_math", "flex")
 QUICK = {"seq_lens": (128, 512), "batches": (1,), "impls": ("eager", "sdpa"), "phases": ("prefill", "decode"),
-         "repeats": 3, "min_pass_s": 0.02}  # fmt: skip
+         "repeats": defaults.QUICK_BENCH_REPEATS, "min_pass_s": defaults.QUICK_BENCH_MIN_PASS_S}  # fmt: skip
 #: Largest relative error (||out - ref|| / ||ref||) accepted before timing, by dtype. Mask, bias or head
 #: mapping mistakes give errors of order 0.1 to 1.
 TOLERANCE = {"fp32": 1e-3, "bf16": 3e-2, "fp16": 1e-2}

@@ -259,6 +259,7 @@ class ModelShape:
     n_experts_per_token: int
     n_shared_experts: int
     d_ff_expert: int
+    d_ff_shared: int  # one shared expert's hidden width (d_ff_shared, else a routed expert's)
     attn_params: int  # weight-matrix parameters of one attention block
     mlp_params: int  # one dense MLP
     expert_params: int  # one routed expert
@@ -300,6 +301,7 @@ def model_shape(config: ArchConfig, *, seq_len: int) -> ModelShape:
         n_experts_per_token=config.n_experts_per_token or 0,
         n_shared_experts=config.n_shared_experts,
         d_ff_expert=config.expert_d_ff,
+        d_ff_shared=config.shared_expert_d_ff,
         attn_params=attn,
         mlp_params=mlp_params(config, config.d_ff, bias=False),
         expert_params=expert,
@@ -370,7 +372,7 @@ def _mlp_times(shape: ModelShape, tokens: Any, k: Any, tp: Any, ep: Any, moe: bo
     fr, br = linear_times(tokens, shape.d_model, float(shape.n_experts), r)
     fwd, bwd = local * (f1 + f2) + fr, local * (b1 + b2) + br
     if shape.n_shared_experts:
-        width = shape.n_shared_experts * shape.d_ff_expert
+        width = shape.n_shared_experts * shape.d_ff_shared
         f3, b3 = linear_times(tokens, shape.d_model, n_in * width / tp, r)
         f4, b4 = linear_times(tokens, width / tp, shape.d_model, r)
         fwd, bwd = fwd + f3 + f4, bwd + b3 + b4
@@ -391,7 +393,10 @@ def _elementwise_bytes(shape: ModelShape, moe: bool, dropout: bool) -> tuple[Any
     rep = (
         n_norm * 4 * d + n_norm * 6 * d + (2 * d if dropout else 0) + (8 * shape.n_experts_per_token * d if moe else 0)
     )
-    width = (shape.n_experts_per_token + shape.n_shared_experts) * shape.d_ff_expert if moe else shape.d_ff
+    if moe:
+        width = shape.n_experts_per_token * shape.d_ff_expert + shape.n_shared_experts * shape.d_ff_shared
+    else:
+        width = shape.d_ff
     split = (6 if shape.gated else 4) * width
     if shape.rope:
         split += 4 * (shape.n_heads + shape.n_kv_heads) * shape.d_head

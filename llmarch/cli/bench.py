@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmarch.cli._app import EXIT_THRESHOLD, FormatOption, OutputFormat, app, handle_errors
+from llmarch.core import defaults as D
 from llmarch.core.errors import InvalidValueError
 
 if TYPE_CHECKING:
@@ -335,7 +336,10 @@ def _finish(result: BenchRun, output: str | None, comparison: Comparison | None)
 # -- options --------------------------------------------------------------------------------------------------------
 PresetOption = Annotated[
     str | None,
-    typer.Option(help="Take heads, KV heads, head width and window from a preset (name, file or overrides)."),
+    typer.Option(
+        help="Take heads, KV heads, head width and window from a preset (name, file or overrides). "
+        f"Default {D.DEFAULT_BENCH_PRESET}, unless --n-heads is given."
+    ),
 ]
 WindowOption = Annotated[
     int | None,
@@ -343,8 +347,27 @@ WindowOption = Annotated[
                  "--seq-lens."),
 ]  # fmt: skip
 SeqLensOption = Annotated[
-    str | None, typer.Option(help="Sequence lengths (KV-cache length for decode), e.g. 512,1024,2048.")
+    str | None,
+    typer.Option(
+        help="Sequence lengths (KV-cache length for decode), e.g. 4096,32768. Default "
+        f"{','.join(map(str, D.DEFAULT_BENCH_SEQ_LENS))}."
+    ),
 ]
+BatchOption = Annotated[
+    str | None, typer.Option(help=f"Batch sizes, e.g. 1,8. Default {','.join(map(str, D.DEFAULT_BENCH_BATCHES))}.")
+]
+ChunkSizeOption = Annotated[
+    int | None, typer.Option(help=f"Tokens per chunk of chunked_prefill. Default {D.DEFAULT_BENCH_CHUNK_SIZE}.")
+]
+RepeatsOption = Annotated[
+    int | None,
+    typer.Option(help=f"Interleaved timing passes. Default {D.DEFAULT_BENCH_REPEATS} (quick {D.QUICK_BENCH_REPEATS})."),
+]
+MinTimeOption = Annotated[
+    float | None,
+    typer.Option(help=f"Seconds per case and pass. Default {D.DEFAULT_BENCH_MIN_PASS_S:g} "
+                 f"(quick {D.QUICK_BENCH_MIN_PASS_S:g})."),
+]  # fmt: skip
 VariantsOption = Annotated[
     str | None, typer.Option(help="Variants: mha, gqa (or gqa:N for N KV heads), mqa, sliding_window, alibi.")
 ]
@@ -360,7 +383,8 @@ QuickOption = Annotated[
 ]
 MaxMemoryOption = Annotated[
     str | None,
-    typer.Option(help="Skip cases whose estimated memory exceeds this (e.g. 8GiB). Default: 80% of the tightest of "
+    typer.Option(help="Skip cases whose estimated memory exceeds this (e.g. 8GiB). Default: "
+                 f"{D.DEFAULT_BENCH_MEMORY_HEADROOM:.0%} of the tightest of "
                  "free memory, ulimit (RLIMIT_AS, RLIMIT_DATA) and the cgroup's memory limit."),
 ]  # fmt: skip
 BaselineOption = Annotated[
@@ -410,23 +434,23 @@ def bench_command(
     d_head: Annotated[int | None, typer.Option(help="Head width.")] = None,
     window: WindowOption = None,
     seq_lens: SeqLensOption = None,
-    batch: Annotated[str | None, typer.Option(help="Batch sizes, e.g. 1,8. Default 1.")] = None,
+    batch: BatchOption = None,
     variants: VariantsOption = None,
     impls: ImplsOption = None,
     phases: Annotated[str | None, typer.Option(help="Phases: prefill, decode, chunked_prefill.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Non-causal prefill (a sliding window stays causal).")] = False,
-    chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk of chunked_prefill. Default 512.")] = None,
+    chunk_size: ChunkSizeOption = None,
     dtype: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16. Default: bf16 on CUDA, fp32 on CPU.")] = None,
     device: Annotated[Device, typer.Option(help="Where to run: auto (CUDA when present), cpu, cuda.")] = Device.auto,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: the process's thread count.")] = None,
-    repeats: Annotated[int | None, typer.Option(help="Interleaved timing passes. Default 5 (quick 3).")] = None,
-    min_time: Annotated[float | None, typer.Option(help="Seconds per case and pass. Default 0.1 (quick 0.02).")] = None,
+    repeats: RepeatsOption = None,
+    min_time: MinTimeOption = None,
     quick: QuickOption = False,
     flush_l2: FlushOption = False,
     max_memory: MaxMemoryOption = None,
     gpu: Annotated[str | None, typer.Option(help="Catalog GPU for the datasheet peaks (unrecognised device).")] = None,
     baseline: BaselineOption = None,
-    max_regression: MaxRegressionOption = 0.10,
+    max_regression: MaxRegressionOption = D.DEFAULT_MAX_REGRESSION,
     drift_correction: MachineOption = True,
     plot: PlotOption = None,
     progress: ProgressOption = None,

@@ -133,7 +133,7 @@ def estimate_cost_command(
         float | None,
         typer.Option(
             help="Server power per GPU beyond the GPU (CPUs, NICs, fans), added to --power-w: e.g. 575 for a "
-            "DGX H100 (10.2 kW max for 8 x 700 W GPUs). Default 0: GPU power x PUE only."
+            "DGX H100 (10.2 kW max for 8 x 700 W GPUs). Default: none (GPU power x PUE only)."
         ),
     ] = None,
     gpu_hours: Annotated[

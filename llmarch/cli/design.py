@@ -17,7 +17,7 @@ from llmarch.cli._app import (
     handle_errors,
     render,
 )
-from llmarch.core.defaults import DEFAULT_DESIGN_GPU, DEFAULT_GENERATE_LEN
+from llmarch.core.defaults import DEFAULT_DESIGN_GPU, DEFAULT_GENERATE_LEN, DEFAULT_MFU, DEFAULT_N_GPUS
 
 
 def _join(values: tuple[float, ...], sep: str = ",") -> str:
@@ -166,8 +166,12 @@ def design_command(
     budget_usd: Annotated[float | None, typer.Option(help="Budget in USD at --gpu's price per hour.")] = None,
     days: Annotated[float | None, typer.Option(help="Budget in days of --n-gpus x --gpu.")] = None,
     gpu: Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")] = DEFAULT_DESIGN_GPU,
-    n_gpus: Annotated[int | None, typer.Option(help="Training cluster size (wall-clock). Default 1.")] = None,
-    mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilisation of training. Default 0.4.")] = None,
+    n_gpus: Annotated[
+        int | None, typer.Option(help=f"Training cluster size (wall-clock). Default {DEFAULT_N_GPUS}.")
+    ] = None,
+    mfu: Annotated[
+        float | None, typer.Option(help=f"Model FLOPs utilisation of training. Default {DEFAULT_MFU:g}.")
+    ] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per training GPU-hour.")] = None,
     global_batch_tokens: Annotated[
         str, typer.Option(help="Tokens per optimizer step for the training planner (with --n-gpus).")

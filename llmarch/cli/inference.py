@@ -24,7 +24,15 @@ from llmarch.cli._app import (
     keywords_to_flags,
     resolve_specs,
 )
-from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_GENERATE_LEN, DEFAULT_PREFILL_CHUNK, DEFAULT_PROMPT_LEN
+from llmarch.core.defaults import (
+    DEFAULT_ACCEPTANCE_RATE,
+    DEFAULT_DRAFT_LEN,
+    DEFAULT_DTYPE,
+    DEFAULT_GENERATE_LEN,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_PREFILL_CHUNK,
+    DEFAULT_PROMPT_LEN,
+)
 from llmarch.report.format import assumption_rows, format_bytes, format_count, format_seconds, format_usd
 
 
@@ -158,46 +166,6 @@ def _render(
         report.print_rich(tables)
 
 
-def _plot(records: list[dict[str, Any]], path: str, *, title: str) -> None:
-    """Output tokens/s per GPU against TPOT (left) and against request latency (right), one curve per model,
-    one point per load (requests in flight); the load served is ringed."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
-
-    from llmarch.report.plots import plain_log_ticks, save_png
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
-    for index, r in enumerate(records):
-        points = r["curve"]
-        if not points:
-            continue
-        colour = f"C{index % 10}"
-        for axis, key in ((left, "tpot_s"), (right, "request_latency_s")):
-            axis.plot([p[key] * 1e3 for p in points], [p["tokens_per_s_per_gpu"] for p in points], marker="o",
-                      markersize=3, color=colour, label=r["name"])  # fmt: skip
-            for p in points:
-                if p["concurrency"] in (1, points[-1]["concurrency"]):
-                    axis.annotate(str(p["concurrency"]), (p[key] * 1e3, p["tokens_per_s_per_gpu"]), fontsize=7)
-            if r["tpot_s"] is not None:
-                served = r["tpot_s"] if key == "tpot_s" else r["request_latency_s"]
-                axis.scatter([served * 1e3], [r["tokens_per_s_per_gpu"]], s=80, facecolors="none", edgecolors=colour)
-    for axis, label in ((left, "time per output token (ms)"), (right, "request latency (ms)")):
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        plain_log_ticks(axis)
-        axis.set_xlabel(label)
-        axis.set_ylabel("output tokens/s per GPU")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7)
-    left.set_title("Throughput vs TPOT (labels: requests in flight)")
-    right.set_title("Throughput vs request latency")
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    save_png(figure, path)
-
-
 def _read_calibration(path: str) -> Any:
     from llmarch.core.io import read_json_file
     from llmarch.serving.calibration import parse_bench
@@ -260,7 +228,8 @@ _PrefillChunkOption = Annotated[
     int, typer.Option(help="Tokens per engine step (chunked prefill budget); 0: every prompt in one step.")
 ]
 _GpuMemoryUtilizationOption = Annotated[
-    float | None, typer.Option(help="Fraction of GPU memory the engine uses (vLLM's). Default 0.9.")
+    float | None,
+    typer.Option(help=f"Fraction of GPU memory the engine uses (vLLM's). Default {DEFAULT_GPU_MEMORY_UTILIZATION:g}."),
 ]
 _ReserveFractionOption = Annotated[
     float | None, typer.Option(help="Fraction of GPU memory kept free (1 - --gpu-memory-utilization).")
@@ -271,7 +240,7 @@ _PrefixHitRateOption = Annotated[
 _DraftOption = Annotated[str | None, typer.Option(help="Draft model preset for speculative decoding.")]
 _DraftLenOption = Annotated[int, typer.Option(help="Tokens the draft proposes per step.")]
 _AcceptanceRateOption = Annotated[
-    float | None, typer.Option(help="Probability a drafted token is accepted. Default 0.7.")
+    float | None, typer.Option(help=f"Probability a drafted token is accepted. Default {DEFAULT_ACCEPTANCE_RATE:g}.")
 ]
 _FlopEfficiencyOption = Annotated[
     float | None, typer.Option(help="Large-GEMM fraction of the dense peak. Default: the efficiency catalog's.")
@@ -341,7 +310,7 @@ def estimate_inference_command(
     reserve_fraction: _ReserveFractionOption = None,
     prefix_hit_rate: _PrefixHitRateOption = None,
     draft: _DraftOption = None,
-    draft_len: _DraftLenOption = 4,
+    draft_len: _DraftLenOption = DEFAULT_DRAFT_LEN,
     acceptance_rate: _AcceptanceRateOption = None,
     flop_efficiency: _FlopEfficiencyOption = None,
     bandwidth_efficiency: _BandwidthEfficiencyOption = None,
@@ -405,4 +374,6 @@ def estimate_inference_command(
             if note:
                 typer.echo(f"note: {_flags(note)}", err=True)
     if plot is not None:
-        _plot(records, plot, title=title)
+        from llmarch.report.plots import plot_serving_curves
+
+        plot_serving_curves(records, plot, title=title)

@@ -76,3 +76,25 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 # -- design (`llmarch design`) ------------------------------------------------------------------------------
 #: The accelerator designs are costed on unless `gpu` says otherwise.
 DEFAULT_DESIGN_GPU = "h100-sxm"
+
+# -- attention benchmark (`llmarch bench`) ------------------------------------------------------------------
+#: Shape used when neither --preset nor --n-heads is given: GQA with a sliding window, so that every
+#: variant has something to show.
+DEFAULT_BENCH_PRESET = "mistral-7b"
+#: Sequence lengths (KV-cache lengths for decode) and batch sizes of a sweep.
+DEFAULT_BENCH_SEQ_LENS = (512, 1024, 2048)
+DEFAULT_BENCH_BATCHES = (1,)
+#: Chunk of a chunked prefill. Mistral chunks by the window (Jiang et al. 2023, section 2); 512 keeps
+#: several chunks at benchmark lengths.
+DEFAULT_BENCH_CHUNK_SIZE = 512
+#: Interleaved timing passes, and the seconds each case runs per pass (`--quick`: fewer and shorter).
+DEFAULT_BENCH_REPEATS = 5
+DEFAULT_BENCH_MIN_PASS_S = 0.1
+QUICK_BENCH_REPEATS = 3
+QUICK_BENCH_MIN_PASS_S = 0.02
+#: Fraction of the available memory (free memory, ulimit, cgroup limit: the tightest) a benchmark case may
+#: plan to use; the rest is the allocator's and the reference output's.
+DEFAULT_BENCH_MEMORY_HEADROOM = 0.8
+#: Slowdown of a kernel (a fraction) beyond which `--baseline` reports a regression, when it also exceeds
+#: the run-to-run noise.
+DEFAULT_MAX_REGRESSION = 0.10

@@ -394,3 +394,37 @@ def plain_log_ticks(axis: Any) -> None:
         sub.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         sub.set_major_formatter(FuncFormatter(plain))
         sub.set_minor_formatter(FuncFormatter(lambda _v, _p: ""))
+
+
+def plot_serving_curves(records: Sequence[dict[str, Any]], path: str | Path, *, title: str) -> None:
+    """`llmarch estimate-inference --plot`: output tokens/s per GPU against TPOT (left) and against request
+    latency (right), one curve per model, one point per load (requests in flight); the load served is ringed."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for index, r in enumerate(records):
+        points = r["curve"]
+        if not points:
+            continue
+        colour = f"C{index % 10}"
+        for axis, key in ((left, "tpot_s"), (right, "request_latency_s")):
+            axis.plot([p[key] * 1e3 for p in points], [p["tokens_per_s_per_gpu"] for p in points], marker="o",
+                      markersize=3, color=colour, label=r["name"])  # fmt: skip
+            for p in points:
+                if p["concurrency"] in (1, points[-1]["concurrency"]):
+                    axis.annotate(str(p["concurrency"]), (p[key] * 1e3, p["tokens_per_s_per_gpu"]), fontsize=7)
+            if r["tpot_s"] is not None:
+                served = r["tpot_s"] if key == "tpot_s" else r["request_latency_s"]
+                axis.scatter([served * 1e3], [r["tokens_per_s_per_gpu"]], s=80, facecolors="none", edgecolors=colour)
+    for axis, label in ((left, "time per output token (ms)"), (right, "request latency (ms)")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        plain_log_ticks(axis)
+        axis.set_xlabel(label)
+        axis.set_ylabel("output tokens/s per GPU")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    left.set_title("Throughput vs TPOT (labels: requests in flight)")
+    right.set_title("Throughput vs request latency")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    save_png(figure, path)

@@ -243,14 +243,23 @@ def max_context_len(setup: ServingSetup, concurrency: int) -> tuple[int | None, 
 
 def _suggest(setup: ServingSetup) -> tuple[str, ...]:
     """Options under which one request fits: the smallest larger tp (a power of two where one works, as
-    GPUs come in nodes of 2, 4 and 8), and the widest smaller weight dtype."""
+    GPUs come in nodes of 2, 4 and 8), else the fewest pipeline stages over the widest such tp within a node
+    of 8 (Llama 4 Maverick's 40 heads allow tp 8 at most), and the widest smaller weight dtype."""
     config, out = setup.config, []
     tp = setup.tp
-    for t in (t for t in range(tp + 1, min(config.n_heads, 64) + 1) if config.n_heads % t == 0 and t & (t - 1) == 0):
+    powers = [t for t in range(1, min(config.n_heads, 64) + 1) if config.n_heads % t == 0 and t & (t - 1) == 0]
+    for t in (t for t in powers if t > tp):
         trial = resolve_setup(config, setup.gpu, **_keywords(setup, tp=t, n_gpus=None))
         if memory_at(trial, 1).total_bytes <= trial.usable_bytes:
             out.append(f"`tp` {t}")
             break
+    else:
+        node_tp = max(max(t for t in powers if t <= 8), tp)
+        for pp in (p for p in (2, 4, 8, 16, 32) if setup.workload.pp < p <= config.n_layers):
+            trial = resolve_setup(config, setup.gpu, **_keywords(setup, tp=node_tp, pp=pp, n_gpus=None))
+            if memory_at(trial, 1).total_bytes <= trial.usable_bytes:
+                out.append(f"`tp` {node_tp} `pp` {pp}")
+                break
     width = weights_bytes(config, setup.dtype)
     for smaller in ("fp8", "int8", "int4"):
         if weights_bytes(config, smaller) >= width:
