@@ -299,7 +299,8 @@ def test_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path, content: bytes) 
 def _forget_caches(*, validated_file: bool = False, tmp_path: Path | None = None) -> None:
     """Make the next load read the cache files again (and, with `validated_file`, find no validated configs)."""
     if validated_file and tmp_path is not None:
-        (tmp_path / "cache" / presets._VALIDATED_FILE).unlink()
+        for entry in (tmp_path / "cache" / presets._VALIDATED_FOLDER).iterdir():
+            entry.unlink()
     presets._cache.entries = None
     presets._validated_cache.entries = None
     presets._load_cached.cache_clear()
@@ -351,6 +352,28 @@ def test_cache_file_linked_to_a_device_is_left_alone(tmp_path: Path) -> None:
     (tmp_path / "cache" / presets._CACHE_FILE).symlink_to("/dev/zero")  # read-only use: refused after fstat
     assert compare_json(str(write(tmp_path, TINY)))[0]["n_layers"] == 2
     assert os.readlink(tmp_path / "cache" / presets._CACHE_FILE) == "/dev/zero"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device link", "folder"])
+def test_a_validated_entry_that_is_not_a_regular_file_is_left_alone(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "cache" / presets._VALIDATED_FOLDER
+    folder.mkdir(parents=True)
+    entry = folder / f"{presets._spec_key('gpt-2')}.json"
+    if kind == "fifo":
+        os.mkfifo(entry)
+    elif kind == "device link":
+        entry.symlink_to("/dev/zero")
+    else:
+        entry.mkdir()
+    assert compare_json("gpt-2")[0]["name"] == "gpt-2"  # a miss: loaded and validated, no hang
+    assert entry.is_symlink() if kind == "device link" else entry.exists() and not entry.is_file()
+
+
+def test_validated_folder_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / presets._VALIDATED_FOLDER).write_text("not a folder")
+    assert compare_json("gpt-2")[0]["name"] == "gpt-2"
+    assert (tmp_path / "cache" / presets._VALIDATED_FOLDER).read_text() == "not a folder"
 
 
 def test_cache_folder_is_a_file(tmp_path: Path) -> None:

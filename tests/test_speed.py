@@ -156,11 +156,28 @@ def test_a_malformed_validated_entry_is_validated_in_full(
     path.write_text(TINY)
     expected = presets.load(str(path))
     _fresh_process()
-    entries = presets._validated_cache._load()
-    assert len(entries) == 1
-    for key in entries:
-        entries[key] = {"fields": fields}
+    (entry_file,) = (tmp_path / "cache" / presets._VALIDATED_FOLDER).iterdir()
+    entry = json.loads(entry_file.read_text())
+    assert [name for name, _ in entry["names"]] == ["gpt-2", "_gpt-2"]  # the parent and its family base, by name
+    assert [Path(p) for p, _ in entry["files"]] == [path, *(presets.preset_info(n).path for n in ("gpt-2", "_gpt-2"))]
+    entry_file.write_text(json.dumps({**entry, "fields": fields}))  # the files still match; the fields do not
     assert _typed(presets.load(str(path))) == _typed(expected)
+
+
+def test_a_second_process_reads_only_the_entries_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(presets.CACHE_ENV, str(tmp_path / "cache"))
+    presets.load_many(["gpt-2", "llama-2-7b", "mistral-7b"])
+    assert len(list((tmp_path / "cache" / presets._VALIDATED_FOLDER).iterdir())) == 3
+    _fresh_process()
+    assert presets.load("llama-2-7b").n_layers == 32
+    assert presets._validated_cache.entries is not None and len(presets._validated_cache.entries) == 1
+
+
+def test_the_validated_folder_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(presets.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(presets, "MAX_CACHE_ENTRIES", 2)
+    presets.load_many(["gpt-2", "llama-2-7b", "mistral-7b"])
+    assert len(list((tmp_path / "cache" / presets._VALIDATED_FOLDER).iterdir())) == 2
 
 
 def test_fields_of_keeps_only_what_differs_from_the_defaults() -> None:

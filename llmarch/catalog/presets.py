@@ -151,6 +151,16 @@ def _digest(data: bytes) -> str:
     return blake2b(data, digest_size=20).hexdigest()
 
 
+def cache_folder() -> str | None:
+    """Folder of the preset caches: LLMARCH_CACHE_DIR, else $XDG_CACHE_HOME/llmarch or ~/.cache/llmarch; None
+    when LLMARCH_CACHE_DIR is set to an empty string (no caching)."""
+    folder = os.environ.get(CACHE_ENV)
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "llmarch")
+    return folder or None
+
+
 class _ParseCache:
     """Parsed preset files, keyed by a hash of their bytes, kept as JSON between runs.
 
@@ -170,10 +180,7 @@ class _ParseCache:
         self.dirty = False
 
     def _path(self) -> Path | None:
-        folder = os.environ.get(CACHE_ENV)
-        if folder is None:
-            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-            folder = os.path.join(base, "llmarch")
+        folder = cache_folder()
         return Path(folder) / _CACHE_FILE if folder else None
 
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -625,16 +632,92 @@ def load_all() -> list[ArchConfig]:
     return load_many(preset_names())
 
 
-class _ValidatedCache(_ParseCache):
-    """Configs that validated, keyed by what was asked for (see `_spec_key`), with the files they were read
-    from: the parse cache's rules (bounded, only committed results, corrupt files ignored) in a file of its own."""
+class _ValidatedCache:
+    """Configs that validated, one small JSON file each (named by the key of `_spec_key`) in a folder beside the
+    parse cache, so that a command loading one preset reads one entry, not every preset's.
 
-    def _path(self) -> Path | None:
-        path = super()._path()
-        return None if path is None else path.with_name(_VALIDATED_FILE)
+    The parse cache's rules: an entry is staged and written only once its load commits; a file that is not
+    a readable regular file of plain JSON, or that does not rebuild, is a miss (and replaced on the next
+    write, never written through: links and devices are left alone); at most MAX_CACHE_ENTRIES files (the
+    oldest written removed first); any failure to write only costs speed. `entries` holds the entries read or
+    written in this process (None: forget them)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] | None = None
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.ready: dict[str, dict[str, Any]] = {}
+
+    def _folder(self) -> str | None:
+        folder = cache_folder()
+        return None if folder is None else os.path.join(folder, _VALIDATED_FOLDER)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if self.entries is None:
+            self.entries = {}
+        if key in self.entries:
+            return self.entries[key]
+        folder = self._folder()
+        if folder is None:
+            return None
+        from llmarch.core.io import read_bytes
+
+        try:
+            entry = json.loads(
+                read_bytes(os.path.join(folder, f"{key}.json"), limit=_MAX_CACHED_FILE_BYTES),
+                parse_constant=_no_constant,
+            )
+        except (LlmarchError, ValueError, RecursionError):
+            return None  # absent, unreadable or malformed: a miss
+        if not isinstance(entry, dict):
+            return None
+        self.entries[key] = entry
+        return entry
+
+    def stage(self, key: str, data: dict[str, Any]) -> None:
+        self.pending[key] = data
+
+    def commit(self) -> None:
+        self.ready.update(self.pending)
+        self.pending = {}
+
+    def discard(self) -> None:
+        self.pending = {}
+
+    def flush(self) -> None:
+        """Write the committed entries (best effort), then keep the folder within MAX_CACHE_ENTRIES files."""
+        ready, self.ready, self.pending = self.ready, {}, {}
+        name = self._folder()
+        if not ready or name is None:
+            return
+        folder = Path(name)
+        from llmarch.core.io import write_atomic
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if folder.is_symlink() or not folder.is_dir():
+                return
+            for key, entry in ready.items():
+                target = folder / f"{key}.json"
+                if target.is_symlink() or (target.exists() and not target.is_file()):
+                    continue  # only ever replace a regular file of our own
+                write_atomic(target, json.dumps(entry), mode=0o600)
+                if self.entries is not None:
+                    self.entries[key] = entry
+            self._evict(folder)
+        except (OSError, LlmarchError):
+            pass
+
+    @staticmethod
+    def _evict(folder: Path) -> None:
+        with os.scandir(folder) as scan:
+            files = [e for e in scan if e.name.endswith(".json") and e.is_file(follow_symlinks=False)]
+        if len(files) > MAX_CACHE_ENTRIES:
+            files.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
+            for entry in files[: len(files) - MAX_CACHE_ENTRIES]:
+                os.unlink(entry.path)
 
 
-_VALIDATED_FILE = "validated-presets-v2.json"
+_VALIDATED_FOLDER = "validated-presets-v3"
 _validated_cache = _ValidatedCache()
 
 
