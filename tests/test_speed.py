@@ -186,3 +186,20 @@ def test_fields_of_keeps_only_what_differs_from_the_defaults() -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(ArchConfig)}
     assert all(fields[k] != defaults[k] or type(fields[k]) is not type(defaults[k]) for k in fields if k != "training")
     assert fields["n_layers"] == 32 and fields["d_model"] == 4096  # Touvron et al. 2023, arXiv:2307.09288, Table 1
+
+
+def test_archconfig_eq_hash_repr_are_the_generated_ones() -> None:
+    """ArchConfig writes its __eq__, __hash__ and __repr__ instead of generating them (start-up time): they must
+    behave as `@dataclass(frozen=True)` would, checked against such a class with the same fields."""
+    fields = [(f.name, f.type, f) for f in dataclasses.fields(ArchConfig)]
+    generated = dataclasses.make_dataclass("ArchConfig", fields, frozen=True)
+    for name in ("llama-2-7b", "deepseek-v3", "gemma-3-27b", "t5-base"):
+        config = presets.load(name)
+        twin = generated(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+        assert repr(config) == repr(twin)
+        assert hash(config) == hash(twin)
+        changed = config.replace(d_ff=config.d_ff + 1)
+        assert config == presets.load(name) and hash(config) == hash(presets.load(name))
+        assert config != changed and (config == changed) == (twin == dataclasses.replace(twin, d_ff=twin.d_ff + 1))
+    assert (presets.load("gpt-2") == "gpt-2") is False
+    assert presets.load("gpt-2").__eq__(object()) is NotImplemented

@@ -1,7 +1,5 @@
 """Commands about architectures: `llmarch presets`, `llmarch show`, `llmarch compare`."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

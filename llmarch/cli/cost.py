@@ -1,7 +1,5 @@
 """Commands about training cost: `llmarch estimate-cost`, `llmarch gpus`, `llmarch regions`."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated, Any
 

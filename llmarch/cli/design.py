@@ -1,7 +1,5 @@
 """`llmarch design`: a new architecture from a budget (scaling law, shapes, training and serving cost)."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """`llmarch estimate-inference`: what each architecture costs to serve on a GPU, and why."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

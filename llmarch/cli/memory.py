@@ -1,7 +1,5 @@
 """`llmarch memory`: inference, training and checkpoint memory per GPU, and whether it fits."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

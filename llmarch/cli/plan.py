@@ -1,7 +1,5 @@
 """`llmarch plan`: the fastest parallel configurations of a training workload, with step-time breakdowns."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated, Any
 

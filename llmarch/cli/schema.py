@@ -1,7 +1,5 @@
 """`llmarch schema`: the fields a preset file may set, with their type, default and meaning."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

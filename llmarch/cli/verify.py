@@ -1,7 +1,5 @@
 """`llmarch verify`: the calculators against the reference PyTorch model (needs torch and fvcore)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 
 # C0 controls, DEL, C1 controls (0x80-0x9f; 0x9b is a one-byte CSI), Unicode line/paragraph separators,
-# and the bidirectional embeddings, overrides and isolates (the "Trojan Source" characters).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_CONTROL_EXCEPT_TAB_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# and the bidirectional embeddings, overrides and isolates (the "Trojan Source" characters). Patterns as text:
+# `re` compiles each on first use and keeps it (a command that shows nothing never compiles them).
+_CONTROL = "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+_CONTROL_EXCEPT_TAB_NEWLINE = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -27,9 +28,9 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     With `keep_newlines`, tabs and line feeds stay (multi-line terminal output); carriage returns never do.
     """
     pattern = _CONTROL_EXCEPT_TAB_NEWLINE if keep_newlines else _CONTROL
-    return pattern.sub(_visible, text)
+    return re.sub(pattern, _visible, text)
 
 
 def has_control(text: str) -> bool:
     """Whether `text` holds a control, line-separator or bidirectional-override character."""
-    return _CONTROL.search(text) is not None
+    return re.search(_CONTROL, text) is not None

@@ -182,16 +182,17 @@ def select_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) ->
 #: Characters that start inline Markdown (emphasis, code, links, images, raw HTML, tables, math, strikethrough,
 #: entities; ">" only matters at the start of a line, see md_line): backslash-escaped wherever text is written.
 _MD_SPECIAL = frozenset("\\`*_[]|$~&")
-#: Every way to end a line (CR alone ends one for CommonMark; VT, FF, NEL and U+2028/9 for some renderers).
-_LINE_BREAKS = re.compile("\r\n|[\r\n\v\f\x85\u2028\u2029]")
+#: Every way to end a line (CR alone ends one for CommonMark; VT, FF, NEL and U+2028/9 for some renderers). Patterns
+#: as text: `re` compiles each on first use (a JSON run never does).
+_LINE_BREAKS = "\r\n|[\r\n\v\f\x85\u2028\u2029]"
 #: What starts a block at the beginning of a line: heading, quote, list item, setext underline, ordered item.
-_MD_BLOCK_START = re.compile(r"^([#>+\-=]|\d+(?=[.)]))")
+_MD_BLOCK_START = r"^([#>+\-=]|\d+(?=[.)]))"
 
 
 def md_escape(text: str) -> str:
     """Text as literal inline Markdown on one line: line breaks become spaces, control characters are made
     visible, and inline constructs (links, images, raw HTML, emphasis, code, table pipes) are backslash-escaped."""
-    text = printable(_LINE_BREAKS.sub(" ", str(text)))
+    text = printable(re.sub(_LINE_BREAKS, " ", str(text)))
     out = []
     for i, ch in enumerate(text):
         # An underscore inside a word (device_check) never starts emphasis in GFM: left as it is, readable.
@@ -209,7 +210,7 @@ def md_line(text: str) -> str:
     """`md_escape` for text that starts a line (a paragraph, list item or heading): a leading block marker
     ('#', '>', '-', '+', '=', '1.') is escaped too, and leading blanks (an indented code block) dropped."""
     escaped = md_escape(text).lstrip()
-    match = _MD_BLOCK_START.match(escaped)
+    match = re.match(_MD_BLOCK_START, escaped)
     if match is None:
         return escaped
     if match.group(1)[0].isdigit():
