@@ -131,3 +131,12 @@ def test_check_finite_names_the_record_and_key_of_a_non_finite_number(records: l
 
 def test_check_finite_passes_finite_results_and_values_that_are_not_numbers() -> None:
     check_finite([{"name": "a", "x": 1e300, "n": 10**30, "path": Path("x"), "t": (1.0, 2), "s": "inf"}])
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "table"])
+def test_render_refuses_a_non_finite_result_in_every_format_and_names_it(fmt: str) -> None:
+    from llmarch.cli._app import OutputFormat, render
+
+    with pytest.raises(InvalidValueError, match=re.escape("big: flops_per_token is inf")):
+        render([{"name": "big", "flops_per_token": float("inf")}], ["name"], fmt=OutputFormat(fmt), output=None,
+               json_key="models")  # fmt: skip

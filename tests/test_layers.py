@@ -251,3 +251,15 @@ def test_readme_layout_names_every_sub_package() -> None:
     assert set(packages) == set(LAYERS)
     missing = [name for name in packages if f"llmarch/{name}/" not in layout]
     assert not missing, f"README's Layout section leaves out {missing}"
+
+
+def test_no_function_over_100_lines() -> None:
+    """Issue 10's rule for the whole package: a function longer than 100 lines is split (signature included)."""
+    long = []
+    for path in package_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1 if node.end_lineno else 0
+                if length > 100:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, "\n".join(long)

@@ -408,10 +408,16 @@ def render(
 ) -> None:
     from llmarch.report import tables as report
 
-    report.check_finite(records)
     if fmt is OutputFormat.json:
-        report.emit(report.to_json(report.envelope(json_key, records, **(extra or {}))), output)
-    elif fmt is OutputFormat.csv:
+        try:  # the JSON encoder refuses a non-finite number itself; check_finite then names where it is
+            text = report.to_json(report.envelope(json_key, records, **(extra or {})))
+        except ValueError:
+            report.check_finite(records)
+            raise
+        report.emit(text, output)
+        return
+    report.check_finite(records)
+    if fmt is OutputFormat.csv:
         report.emit(report.to_csv(records), output)
     elif fmt is OutputFormat.markdown:
         report.emit(report.to_markdown(records, columns, title=title), output)

@@ -110,6 +110,66 @@ def _serving_lengths(workload: str | None, prompt_len: int, generate_len: int) -
     return prompt_len, generate_len
 
 
+# -- options of `report_command` (Typer reads the help texts from these annotations) --
+
+_OutputOption = Annotated[
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="FILE.md (plots written to FILE_assets/ beside it), FILE.html (self-contained) or FILE.json; "
+        "written atomically.",
+    ),
+]
+_BenchOption = Annotated[
+    str | None,
+    typer.Option(metavar="BENCH.json", help="A 'llmarch bench --format json' file: its table and curves."),
+]
+_GpuOption = Annotated[str, typer.Option(help="Accelerator from 'llmarch gpus' for memory, serving and cost.")]
+_NGpusOption = Annotated[
+    int | None,
+    typer.Option(help="GPUs in all, both sides unless --train-n-gpus / --serve-n-gpus. Default --tp; cost 1."),
+]
+_TpOption = Annotated[int, typer.Option(help="Tensor-parallel GPUs (must divide n_heads).")]
+_TokensOption = Annotated[
+    str | None,
+    typer.Option(help="Training tokens (2T, 1.4e12) or 'chinchilla'. Default: each preset's published count."),
+]
+_SeqLenOption = Annotated[
+    int | None,
+    typer.Option(
+        help=f"Context of the comparison and memory (default {defaults.DEFAULT_SEQ_LEN}); training cost: the preset's."
+    ),
+]
+_BatchOption = Annotated[
+    int | None,
+    typer.Option(
+        help=f"Sequences in the KV cache and served together. Default {defaults.DEFAULT_BATCH}; serving: the "
+        "largest that fits."
+    ),
+]
+_DtypeOption = Annotated[str, typer.Option(help="Weight (and KV-cache) dtype: fp32, bf16, fp16, fp8, int8, int4.")]
+_PromptLenOption = Annotated[int, typer.Option(help="Serving: prompt tokens per request.")]
+_GenerateLenOption = Annotated[int, typer.Option(help="Serving: generated tokens per request.")]
+_FlashOption = Annotated[bool, typer.Option(help="Fused attention (no seq x seq scores in memory).")]
+_ZeroOption = Annotated[int, typer.Option(help="Training memory: ZeRO stage 0-3.")]
+_MaxCostOption = Annotated[float | None, typer.Option(help="Training budget in USD: exit 3 when exceeded.")]
+_MaxCo2eOption = Annotated[float | None, typer.Option(help="Training budget in kg CO2e: exit 3 when exceeded.")]
+_MaxDaysOption = Annotated[float | None, typer.Option(help="Training budget in wall-clock days: exit 3 when exceeded.")]
+_NoImagesOption = Annotated[bool, typer.Option("--no-images", help="Leave the plots out (no matplotlib).")]
+_IncludeEnvironmentOption = Annotated[
+    bool,
+    typer.Option(
+        "--include-environment",
+        help="Add the Python, platform and package versions (the file then differs between machines).",
+    ),
+]
+_FmtOption = Annotated[
+    ReportFormat | None, typer.Option("--format", "-f", help="Default: from the --output extension.")
+]
+
+
 @app.command(
     "report",
     epilog=(
@@ -121,69 +181,25 @@ def _serving_lengths(workload: str | None, prompt_len: int, generate_len: int) -
 @handle_errors
 def report_command(
     presets_: PresetOverridesArgument = None,
-    output: Annotated[
-        str,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="FILE.md (plots written to FILE_assets/ beside it), FILE.html (self-contained) or FILE.json; "
-            "written atomically.",
-        ),
-    ] = ...,  # type: ignore[assignment]
+    output: _OutputOption = ...,  # type: ignore[assignment]
     all_presets: AllPresetsOption = False,
-    bench: Annotated[
-        str | None,
-        typer.Option(metavar="BENCH.json", help="A 'llmarch bench --format json' file: its table and curves."),
-    ] = None,
-    gpu: Annotated[
-        str, typer.Option(help="Accelerator from 'llmarch gpus' for memory, serving and cost.")
-    ] = defaults.DEFAULT_REPORT_GPU,
-    n_gpus: Annotated[
-        int | None,
-        typer.Option(help="GPUs in all, both sides unless --train-n-gpus / --serve-n-gpus. Default --tp; cost 1."),
-    ] = None,
-    tp: Annotated[int, typer.Option(help="Tensor-parallel GPUs (must divide n_heads).")] = 1,
-    tokens: Annotated[
-        str | None,
-        typer.Option(help="Training tokens (2T, 1.4e12) or 'chinchilla'. Default: each preset's published count."),
-    ] = None,
-    seq_len: Annotated[
-        int | None,
-        typer.Option(
-            help=f"Context of the comparison and memory (default {defaults.DEFAULT_SEQ_LEN}); training cost: the "
-            "preset's."
-        ),
-    ] = None,
-    batch: Annotated[
-        int | None,
-        typer.Option(
-            help=f"Sequences in the KV cache and served together. Default {defaults.DEFAULT_BATCH}; serving: the "
-            "largest that fits."
-        ),
-    ] = None,
-    dtype: Annotated[
-        str, typer.Option(help="Weight (and KV-cache) dtype: fp32, bf16, fp16, fp8, int8, int4.")
-    ] = defaults.DEFAULT_DTYPE,
-    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = defaults.DEFAULT_PROMPT_LEN,
-    generate_len: Annotated[
-        int, typer.Option(help="Serving: generated tokens per request.")
-    ] = defaults.DEFAULT_GENERATE_LEN,
-    flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq scores in memory).")] = True,
-    zero: Annotated[int, typer.Option(help="Training memory: ZeRO stage 0-3.")] = 0,
-    max_cost: Annotated[float | None, typer.Option(help="Training budget in USD: exit 3 when exceeded.")] = None,
-    max_co2e: Annotated[float | None, typer.Option(help="Training budget in kg CO2e: exit 3 when exceeded.")] = None,
-    max_days: Annotated[
-        float | None, typer.Option(help="Training budget in wall-clock days: exit 3 when exceeded.")
-    ] = None,
-    no_images: Annotated[bool, typer.Option("--no-images", help="Leave the plots out (no matplotlib).")] = False,
-    include_environment: Annotated[
-        bool,
-        typer.Option(
-            "--include-environment",
-            help="Add the Python, platform and package versions (the file then differs between machines).",
-        ),
-    ] = False,
+    bench: _BenchOption = None,
+    gpu: _GpuOption = defaults.DEFAULT_REPORT_GPU,
+    n_gpus: _NGpusOption = None,
+    tp: _TpOption = 1,
+    tokens: _TokensOption = None,
+    seq_len: _SeqLenOption = None,
+    batch: _BatchOption = None,
+    dtype: _DtypeOption = defaults.DEFAULT_DTYPE,
+    prompt_len: _PromptLenOption = defaults.DEFAULT_PROMPT_LEN,
+    generate_len: _GenerateLenOption = defaults.DEFAULT_GENERATE_LEN,
+    flash: _FlashOption = True,
+    zero: _ZeroOption = 0,
+    max_cost: _MaxCostOption = None,
+    max_co2e: _MaxCo2eOption = None,
+    max_days: _MaxDaysOption = None,
+    no_images: _NoImagesOption = False,
+    include_environment: _IncludeEnvironmentOption = False,
     train_n_gpus: _TrainGpus = None,
     pp: _Pp = None,
     micro_batch: _MicroBatch = None,
@@ -201,9 +217,7 @@ def report_command(
     gpu_memory: GpuMemoryOverride = None,
     gpu_bandwidth: GpuBandwidthOverride = None,
     gpu_peak: GpuPeakOverride = None,
-    fmt: Annotated[
-        ReportFormat | None, typer.Option("--format", "-f", help="Default: from the --output extension.")
-    ] = None,
+    fmt: _FmtOption = None,
 ) -> None:
     """One document combining the comparison (parameters by component, shapes, FLOPs, KV cache), memory per GPU,
     serving estimates, training cost and carbon, and a benchmark (with --bench), with plots and the assumptions of

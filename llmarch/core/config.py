@@ -10,13 +10,13 @@ the single place where a mapping becomes a config; the dataclass itself always h
 import dataclasses
 import functools
 import math
-import operator
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal, get_args, get_origin
 
 from llmarch.core.errors import InvalidConfigError
+from llmarch.core.frozen import frozen_dataclass
 
 Architecture = Literal["decoder", "encoder-decoder"]
 Position = Literal["learned", "sinusoidal", "rope", "alibi", "relative", "none"]
@@ -50,7 +50,7 @@ class DtypeMap(dict[str, str]):
     __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _readonly
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class TrainingMeta:
     """Training facts as the paper or model card reports them (all optional; None = not published)."""
 
@@ -73,13 +73,9 @@ class TrainingMeta:
     source: str | None = None  # where these facts come from (paper, section, table)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@frozen_dataclass
 class ArchConfig:
-    """One transformer architecture: decoder-only or encoder-decoder, dense or MoE, MHA/GQA/MQA/MLA.
-
-    A frozen dataclass whose equality, hash and repr are those `@dataclass(frozen=True)` generates (a tuple of
-    every field, `ArchConfig(name=..., ...)`), written once below instead of generated: generating them for
-    ~70 fields costs about a millisecond of every command's start-up."""
+    """One transformer architecture: decoder-only or encoder-decoder, dense or MoE, MHA/GQA/MQA/MLA."""
 
     # -- identity and provenance ------------------------------------------------------------------
     name: str
@@ -323,17 +319,6 @@ class ArchConfig:
             out[f.name] = dict(value) if isinstance(value, DtypeMap) else value
         return out
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return _field_values(self) == _field_values(other)
-
-    def __hash__(self) -> int:
-        return hash(_field_values(self))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in _FIELD_NAMES)})"
-
     def replace(self, **changes: Any) -> "ArchConfig":
         """A validated copy with `changes` applied (for API users deriving variants)."""
         data = self.to_dict()
@@ -562,9 +547,7 @@ def _validate_training(training: "TrainingMeta", fail: typing.Callable[[str, str
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ArchConfig)}
-_FIELD_NAMES = tuple(_FIELDS)
-#: Every field's value of a config, in declaration order (what the generated __eq__ and __hash__ compare).
-_field_values = operator.attrgetter(*_FIELD_NAMES)
+
 
 FIELD_NAMES: tuple[str, ...] = tuple(_FIELDS)
 TRAINING_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingMeta))
