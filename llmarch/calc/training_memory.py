@@ -354,14 +354,9 @@ def activation_memory(
 
     total = layers + embedding + output + recompute_bytes
     return ActivationMemory(
-        seq_len=seq_len,
-        micro_batch=micro_batch,
-        tp=tp,
+        **common,
         pp=pp,
-        sequence_parallel=sequence_parallel,
         recompute=recompute,
-        flash=flash,
-        dropout=dropout,
         n_stage_layers=n_stage,
         in_flight_micro_batches=in_flight,
         max_layer_bytes=max_layer,
@@ -515,32 +510,51 @@ def zero3_gathered_params(config: ArchConfig, *, tp: int = 1, ep: int = 1) -> fl
     return 2 * per_layer / tp
 
 
-def training_memory(
-    config: ArchConfig,
-    *,
-    seq_len: int,
-    micro_batch: int = 1,
-    n_gpus: int = 1,
-    zero: int = 0,
-    tp: int = 1,
-    pp: int = 1,
-    sequence_parallel: bool = False,
-    recompute: str = "none",
-    flash: bool = True,
-    dropout: bool = False,
-    cp: int = 1,
-    ep: int = 1,
-    virtual_stages: int = 1,
-    grad_dtype: str = DEFAULT_GRAD_DTYPE,
-    n_micro_batches: int | None = None,
-) -> TrainingMemory:
-    """Training bytes per GPU: model states (`model_states`) + activations (`activation_memory`).
+#: The keywords of `activation_memory` that a `TrainingLayout` sets.
+_ACTIVATION_KEYWORDS = ("micro_batch", "tp", "pp", "sequence_parallel", "recompute", "flash", "dropout", "cp",
+                        "virtual_stages", "n_micro_batches")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainingLayout:
+    """How one training step is laid out: the keywords `training_memory` and `memory_estimate` take.
 
     The n_gpus GPUs form tp x cp x dp x pp (dp = n_gpus / (tp pp cp) data-parallel ranks; ZeRO shards over
     dp x cp, as Megatron-LM's distributed optimizer does; expert parallelism ep divides dp x cp). Defaults
     are what modern training runs: FlashAttention, no dropout, fp32 main gradients (Megatron-LM's bf16
-    default). The activations are those of the first pipeline stage, the stage that holds the most.
+    default). The values are checked by the calculators, which name the keyword.
     """
+
+    micro_batch: int = 1
+    n_gpus: int = 1
+    zero: int = 0  # ZeRO stage
+    tp: int = 1
+    pp: int = 1
+    sequence_parallel: bool = False
+    recompute: str = "none"  # none, selective or full
+    flash: bool = True
+    dropout: bool = False
+    cp: int = 1
+    ep: int = 1
+    virtual_stages: int = 1  # interleaved 1F1B: model chunks per pipeline rank
+    grad_dtype: str = DEFAULT_GRAD_DTYPE
+    n_micro_batches: int | None = None  # per step; None: at least pp (see `activation_memory`)
+
+    def activation_keywords(self) -> dict[str, Any]:
+        """The keywords `activation_memory` takes, from this layout."""
+        return {name: getattr(self, name) for name in _ACTIVATION_KEYWORDS}
+
+
+def training_memory(config: ArchConfig, *, seq_len: int, **layout: Any) -> TrainingMemory:
+    """Training bytes per GPU: model states (`model_states`) + activations (`activation_memory`).
+
+    `layout`: the fields of `TrainingLayout` by keyword (micro_batch, n_gpus, zero, tp, pp, sequence_parallel,
+    recompute, flash, dropout, cp, ep, virtual_stages, grad_dtype, n_micro_batches), which says how the GPUs
+    are split and what each default is. The activations are those of the first pipeline stage, the stage that
+    holds the most.
+    """
+    knobs = TrainingLayout(**layout)
+    n_gpus, zero, tp, pp, cp, ep = knobs.n_gpus, knobs.zero, knobs.tp, knobs.pp, knobs.cp, knobs.ep
     for name, value in (("n_gpus", n_gpus), ("tp", tp), ("pp", pp), ("cp", cp), ("ep", ep)):
         positive_int(name, value)
     if n_gpus % (tp * pp * cp):
@@ -555,23 +569,10 @@ def training_memory(
     n_params = count_params(config).total
     gathered = zero3_gathered_params(config, tp=tp, ep=ep) if zero >= 3 else 0.0
     states = model_states(
-        n_params, dp=dp * cp, zero=zero, tp=tp, pp=pp, grad_dtype=grad_dtype,
+        n_params, dp=dp * cp, zero=zero, tp=tp, pp=pp, grad_dtype=knobs.grad_dtype,
         n_expert_params=expert_param_count(config), ep=ep, gathered_params=gathered,
     )  # fmt: skip
-    acts = activation_memory(
-        config,
-        seq_len=seq_len,
-        micro_batch=micro_batch,
-        tp=tp,
-        pp=pp,
-        sequence_parallel=sequence_parallel,
-        recompute=recompute,
-        flash=flash,
-        dropout=dropout,
-        cp=cp,
-        virtual_stages=virtual_stages,
-        n_micro_batches=n_micro_batches,
-    )
+    acts = activation_memory(config, seq_len=seq_len, **knobs.activation_keywords())
     return TrainingMemory(
         n_params=n_params,
         n_gpus=n_gpus,
@@ -587,7 +588,7 @@ def training_memory(
         total_bytes=states.total_bytes + acts.total_bytes,
         cp=cp,
         ep=ep,
-        grad_dtype=grad_dtype,
+        grad_dtype=knobs.grad_dtype,
     )
 
 
@@ -722,7 +723,6 @@ def inference_memory(
         config, concurrency=batch, prompt_len=seq_len, generate_len=seq_len if config.is_encoder_decoder else 0,
         dtype=dtype, kv_dtype=kv_dtype, tp=tp, step_tokens=None, flash=flash,
     )  # fmt: skip
-    weights, kv, workspace = serving.weights_bytes, serving.kv_cache_bytes, serving.workspace_bytes
     return InferenceMemory(
         batch=batch,
         seq_len=seq_len,
@@ -730,10 +730,10 @@ def inference_memory(
         kv_dtype=serving.kv_dtype,
         tp=tp,
         flash=flash,
-        weights_bytes=weights,
-        kv_cache_bytes=kv,
-        activation_bytes=workspace,
-        total_bytes=weights + kv + workspace,
+        weights_bytes=serving.weights_bytes,
+        kv_cache_bytes=serving.kv_cache_bytes,
+        activation_bytes=serving.workspace_bytes,
+        total_bytes=serving.total_bytes,
     )
 
 
@@ -820,64 +820,40 @@ def memory_estimate(
     seq_len: int,
     dtype: str = DEFAULT_DTYPE,
     kv_dtype: str = DEFAULT_DTYPE,
-    micro_batch: int = 1,
-    n_gpus: int = 1,
-    zero: int = 0,
-    tp: int = 1,
-    pp: int = 1,
-    sequence_parallel: bool = False,
-    recompute: str = "none",
-    flash: bool = True,
-    dropout: bool = False,
     checkpoint_dtype: str = DEFAULT_DTYPE,
     accelerator_memory_bytes: float | None = None,
     reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
-    cp: int = 1,
-    ep: int = 1,
-    virtual_stages: int = 1,
-    grad_dtype: str = DEFAULT_GRAD_DTYPE,
+    **layout: Any,
 ) -> MemoryEstimate:
     """Inference (`inference_memory`), training (`training_memory`) and checkpoint (`checkpoint_size`) memory.
 
-    With `accelerator_memory_bytes`, also whether each fits one accelerator (`fit`). The checkpoint holds
-    one RNG state per GPU (n_gpus ranks). Defaults are modern training's: FlashAttention, no dropout.
+    `layout`: the training keywords (`TrainingLayout`); inference runs on the same tp GPUs with the same
+    attention kernel (flash). With `accelerator_memory_bytes`, also whether each fits one accelerator (`fit`).
+    The checkpoint holds one RNG state per GPU (n_gpus ranks). Defaults are modern training's: FlashAttention,
+    no dropout.
     """
+    knobs = TrainingLayout(**layout)
     inference = inference_memory(
-        config, batch=batch, seq_len=seq_len, dtype=dtype, kv_dtype=kv_dtype, tp=tp, flash=flash
+        config, batch=batch, seq_len=seq_len, dtype=dtype, kv_dtype=kv_dtype, tp=knobs.tp, flash=knobs.flash
     )
-    training = training_memory(
-        config,
-        seq_len=seq_len,
-        micro_batch=micro_batch,
-        n_gpus=n_gpus,
-        zero=zero,
-        tp=tp,
-        pp=pp,
-        sequence_parallel=sequence_parallel,
-        recompute=recompute,
-        flash=flash,
-        dropout=dropout,
-        cp=cp,
-        ep=ep,
-        virtual_stages=virtual_stages,
-        grad_dtype=grad_dtype,
-    )
-    checkpoint = checkpoint_size(config, dtype=checkpoint_dtype, n_ranks=n_gpus)
-    inference_fit = training_fit = None
-    if accelerator_memory_bytes is not None:
-        inference_fit = inference.fits(accelerator_memory_bytes, reserve_fraction=reserve_fraction)
-        training_fit = training.fits(accelerator_memory_bytes, reserve_fraction=reserve_fraction)
-    else:
-        _check_reserve(reserve_fraction)
+    training = training_memory(config, seq_len=seq_len, **layout)
+
+    def fitted(required: InferenceMemory | TrainingMemory) -> Fit | None:
+        """Whether `required` fits the accelerator, when one is given (the reserve is checked either way)."""
+        if accelerator_memory_bytes is None:
+            _check_reserve(reserve_fraction)
+            return None
+        return required.fits(accelerator_memory_bytes, reserve_fraction=reserve_fraction)
+
     return MemoryEstimate(
         name=config.name,
         n_params=training.n_params,
         inference=inference,
         training=training,
-        checkpoint=checkpoint,
+        checkpoint=checkpoint_size(config, dtype=checkpoint_dtype, n_ranks=knobs.n_gpus),
         accelerator_memory_bytes=accelerator_memory_bytes,
         reserve_fraction=reserve_fraction,
-        inference_fit=inference_fit,
-        training_fit=training_fit,
+        inference_fit=fitted(inference),
+        training_fit=fitted(training),
         exceeds_max_seq_len=seq_len > config.max_seq_len,
     )

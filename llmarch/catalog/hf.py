@@ -191,6 +191,19 @@ class _Reader:
         return ""
 
 
+#: The keys (aliases after the current name) of d_model, n_layers and n_heads.
+_SizeKeys = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+_COMMON_NAMES: _SizeKeys = (("hidden_size",), ("num_hidden_layers",), ("num_attention_heads",))
+#: The families that name them otherwise: GPT-2's lineage, Falcon (transformers' names first, the RefinedWeb
+#: remote code's after), BLOOM, MPT.
+_NAMES: dict[str, _SizeKeys] = {
+    "gpt2": (("n_embd", "hidden_size"), ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads")),
+    "falcon": (("hidden_size", "n_embed"), ("num_hidden_layers", "n_layer"), ("num_attention_heads", "n_head")),
+    "bloom": (("hidden_size", "n_embed"), ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads")),
+    "mpt": (("d_model", "hidden_size"), ("n_layers", "num_hidden_layers"), ("n_heads", "num_attention_heads")),
+}
+
+
 @dataclass(frozen=True)
 class _Family:
     """Where one family's config.json states the fields every decoder has, and what transformers' configuration
@@ -205,9 +218,7 @@ class _Family:
     kv_heads: bool = False  # reads num_key_value_heads and head_dim (Llama-style attention)
     kv_default: int | None = None  # num_key_value_heads when absent; None: as many as query heads
     head_dim_default: int | None = None  # head_dim when absent; None: d_model / n_heads
-    width: tuple[str, ...] = ("hidden_size",)
-    layers: tuple[str, ...] = ("num_hidden_layers",)
-    heads: tuple[str, ...] = ("num_attention_heads",)
+    names: _SizeKeys = _COMMON_NAMES  # the keys of d_model, n_layers and n_heads
     ffn: tuple[str, ...] = ("intermediate_size",)  # (): d_ff is not configurable
     positions: tuple[str, ...] = ("max_position_embeddings",)
     act_key: str = "hidden_act"  # "": the activation is fixed
@@ -220,7 +231,7 @@ class _Family:
 
 def _heads(r: _Reader, d_model: int, fam: _Family) -> dict[str, Any]:
     """n_heads, n_kv_heads and d_head of a Llama-style config (num_attention_heads, num_key_value_heads, head_dim)."""
-    n_heads = r.int(*fam.heads, default=fam.size("n_heads"))
+    n_heads = r.int(*fam.names[2], default=fam.size("n_heads"))
     head_dim_default = fam.head_dim_default
     if head_dim_default is None:
         if d_model % n_heads and r.value("head_dim", default=None) is None:
@@ -235,10 +246,11 @@ def _heads(r: _Reader, d_model: int, fam: _Family) -> dict[str, Any]:
 
 def _decoder(r: _Reader, fam: _Family, **fields: Any) -> dict[str, Any]:
     """A decoder-only mapping: the fields every family states, read where `fam` says, with `fields` on top."""
-    d = r.int(*fam.width, default=fam.size("d_model"))
-    raw: dict[str, Any] = {"architecture": "decoder", "n_layers": r.int(*fam.layers, default=fam.size("n_layers"))}
+    width, layers, heads = fam.names
+    d = r.int(*width, default=fam.size("d_model"))
+    raw: dict[str, Any] = {"architecture": "decoder", "n_layers": r.int(*layers, default=fam.size("n_layers"))}
     raw["d_model"] = d
-    raw.update(_heads(r, d, fam) if fam.kv_heads else {"n_heads": r.int(*fam.heads)})
+    raw.update(_heads(r, d, fam) if fam.kv_heads else {"n_heads": r.int(*heads)})
     d_ff = 4 * d if fam.d_ff is None else fam.d_ff
     raw.update(
         d_ff=r.int(*fam.ffn, default=d_ff) if fam.ffn else d_ff,
@@ -464,45 +476,24 @@ def _deepseek(r: _Reader, *, v3: bool) -> dict[str, Any]:
 _GPT2 = _Family(
     max_seq_len=1024,
     act="gelu_new",
-    width=("n_embd", "hidden_size"),
-    layers=("n_layer", "num_hidden_layers"),
-    heads=("n_head", "num_attention_heads"),
+    names=_NAMES["gpt2"],
     ffn=("n_inner",),
     positions=("n_positions", "max_position_embeddings"),
     act_key="activation_function",
 )
-_FALCON = _Family(
-    max_seq_len=2048,
-    act="gelu",
-    width=("hidden_size", "n_embed"),
-    layers=("num_hidden_layers", "n_layer"),
-    heads=("num_attention_heads", "n_head"),
-    ffn=("ffn_hidden_size",),
-    act_key="activation",
-)
+_FALCON = _Family(max_seq_len=2048, act="gelu", names=_NAMES["falcon"], ffn=("ffn_hidden_size",), act_key="activation")
 # No position table, so BLOOM's config.json states no length; it was trained on 2048-token sequences
 # (arXiv:2211.05100, section 3.5). Its MLP is 4 d wide with a fixed GELU.
 _BLOOM = _Family(
     max_seq_len=2048,
     act="gelu",
-    width=("hidden_size", "n_embed"),
-    layers=("n_layer", "num_hidden_layers"),
-    heads=("n_head", "num_attention_heads"),
+    names=_NAMES["bloom"],
     ffn=(),
     positions=("seq_length", "max_position_embeddings"),
     act_key="",
 )
 # MPT's MLP is expansion_ratio x d_model wide (set by _mpt) with a fixed GELU.
-_MPT = _Family(
-    max_seq_len=2048,
-    act="gelu",
-    width=("d_model", "hidden_size"),
-    layers=("n_layers", "num_hidden_layers"),
-    heads=("n_heads", "num_attention_heads"),
-    ffn=(),
-    positions=("max_seq_len",),
-    act_key="",
-)
+_MPT = _Family(max_seq_len=2048, act="gelu", names=_NAMES["mpt"], ffn=(), positions=("max_seq_len",), act_key="")
 
 
 def _gpt2_like(r: _Reader, fam: _Family, *, n_kv_heads: int | None) -> dict[str, Any]:

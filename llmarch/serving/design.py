@@ -68,6 +68,17 @@ class TrainingOptions:
     use_planner: bool = True
 
 
+#: The `designs` columns read from the design's serving estimate (None when it was not served), by attribute.
+_SERVING_COLUMNS = {
+    "serving_gpu": "gpu",
+    "serving_tp": "tp",
+    "serving_batch": "batch",
+    "serving_memory_per_gpu_bytes": "total_bytes",
+    "serving_tokens_per_s": "tokens_per_s",
+    "serving_usd_per_million_tokens": "usd_per_million_tokens",
+}
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One concrete architecture with its size, predicted loss, training and serving cost."""
@@ -125,12 +136,7 @@ class Candidate:
             "training_days": t.wall_clock_days,
             "training_usd": t.cost_usd,
             "training_co2e_kg": t.co2e_kg,
-            "serving_gpu": None if v is None else v.gpu,
-            "serving_tp": None if v is None else v.tp,
-            "serving_batch": None if v is None else v.batch,
-            "serving_memory_per_gpu_bytes": None if v is None else v.total_bytes,
-            "serving_tokens_per_s": None if v is None else v.tokens_per_s,
-            "serving_usd_per_million_tokens": None if v is None else v.usd_per_million_tokens,
+            **{column: None if v is None else getattr(v, name) for column, name in _SERVING_COLUMNS.items()},
             "lifetime_serving_usd": _lifetime_usd(v, inference_tokens),
             "total_usd": self.total_usd,
             "total_gpu_hours": self.total_gpu_hours,

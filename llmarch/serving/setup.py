@@ -140,6 +140,11 @@ def _optional(name: str, value: float | None, check: Any) -> float | None:
     return None if value is None else check(name, value)
 
 
+#: The `Hardware` fields the efficiency catalog gives as they are (the rest scale a peak or a bandwidth).
+_CATALOG_CONSTANTS = ("gemm_m_half", "attention_flop_fraction", "layer_overhead_s", "step_overhead_s",
+                      "request_overhead_s", "allreduce_latency_s", "allreduce_hop_latency_s")  # fmt: skip
+
+
 def _hardware(acc: Accelerator, eff: ServingEfficiency, compute: str, flop: float, hbm: float,
               link: float | None) -> Hardware:  # fmt: skip
     assert acc.memory_bandwidth_bytes_per_s is not None
@@ -151,14 +156,8 @@ def _hardware(acc: Accelerator, eff: ServingEfficiency, compute: str, flop: floa
         bytes_per_s=bandwidth * hbm,
         attention_bytes_per_s=bandwidth * eff.attention_hbm_fraction * hbm / eff.hbm_fraction,
         gemm_fraction=flop,
-        gemm_m_half=eff.gemm_m_half,
-        attention_flop_fraction=eff.attention_flop_fraction,
-        layer_overhead_s=eff.layer_overhead_s,
-        step_overhead_s=eff.step_overhead_s,
-        request_overhead_s=eff.request_overhead_s,
-        allreduce_latency_s=eff.allreduce_latency_s,
-        allreduce_hop_latency_s=eff.allreduce_hop_latency_s,
         link_bytes_per_s=math.inf if link is None else link * eff.allreduce_bus_fraction,
+        **{name: getattr(eff, name) for name in _CATALOG_CONSTANTS},
     )
 
 
