@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from llmarch.catalog.bench_results import IDENTITY_KEYS, BenchRow, MeasuredPeaks
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 
 class NothingComparedError(InvalidValueError):
@@ -35,7 +36,7 @@ MIN_RECORDS_FOR_SCATTER = 8
 SCATTER_SIGMAS = 4.0
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class MachineSpeed:
     """How much longer the reference kernels take now than in the baseline (1 = the same machine speed):
     typical (median) baseline rate over typical rate now, for the matmul and for the copy."""
@@ -67,7 +68,7 @@ def machine_speed(old: MeasuredPeaks | None, new: MeasuredPeaks | None) -> Machi
     return MachineSpeed(compute=old_f / new_f, memory=old_b / new_b)  # type: ignore[operator]
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Change:
     """One record of this run against the baseline's matching record."""
 
@@ -89,7 +90,7 @@ class Change:
                 "verdict": self.verdict, "raw_change": self.raw_change, "machine": self.machine}  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Comparison:
     """Every change, and what the comparison was measured against."""
 

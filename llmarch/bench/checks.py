@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from llmarch.core.frozen import frozen_dataclass
 
 #: Relative change of a reference kernel's rate between the start and the end of a run that is flagged.
 DRIFT_THRESHOLD = 0.10
@@ -22,7 +23,7 @@ SERIES_KEYS = ("variant", "impl", "phase", "batch", "n_heads", "n_kv_heads", "d_
                "chunk_size", "dtype", "device")  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ReferenceDrift:
     """The reference kernels' rates at the start and at the end of a run."""
 

@@ -65,6 +65,7 @@ from llmarch.bench.timing import (
 from llmarch.catalog.bench_results import BenchRow, MeasuredPeaks
 from llmarch.core.defaults import DEFAULT_BENCH_MEMORY_HEADROOM
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 #: Robust coefficient of variation above which a measurement is flagged noisy.
 NOISY_CV = 0.10
@@ -73,7 +74,7 @@ MEMORY_HEADROOM = DEFAULT_BENCH_MEMORY_HEADROOM
 
 
 # -- results ----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchResult:
     """One case: what was run, how long it took, how close to the roofline, how accurate. Its fields are the
     bench-results schema (`llmarch.catalog.bench_results.RESULT_FIELDS`)."""

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from llmarch.bench.counts import PHASES, cache_slots, chunk_spans
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.reference.model import alibi_slopes
 
 VARIANT_NAMES: tuple[str, ...] = ("mha", "gqa", "mqa", "sliding_window", "alibi")
@@ -49,7 +50,7 @@ class UnsupportedCase(Exception):
 
 
 # -- variants ---------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen_dataclass
 class Variant:
     """One attention variant resolved to numbers; `unavailable` says why it cannot be built for this shape."""
 
@@ -134,7 +135,7 @@ def make_variant(
 GqaFeed = Literal["native", "repeat_kv", "grouped"]
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Implementation:
     """One way to compute attention: a kernel family, how GQA is fed to it, and an optional forced backend."""
 
@@ -201,7 +202,7 @@ def _compiled_flex() -> Callable[..., Tensor]:
 
 
 # -- geometry of one call ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen_dataclass
 class Geometry:
     """One attention call: q_len queries from position q_start, k_len keys from k_start, and the mask rule."""
 
@@ -574,7 +575,7 @@ def reference_attention(
     return scores.softmax(dim=-1) @ v
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Error:
     """How far an output is from the float64 reference, on the rows and heads checked."""
 

@@ -12,14 +12,15 @@ a fake /proc and /sys/fs/cgroup.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from llmarch.core.frozen import frozen_dataclass
 
 #: cgroup v1 writes "no limit" as a huge number (PAGE_COUNTER_MAX x page size, about 2^63).
 _V1_UNLIMITED = 2**60
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Available:
     """Bytes still available under one limit, and which limit it is."""
 

@@ -4,7 +4,7 @@ memory each case is estimated to need."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from llmarch.bench.kernels import (
 )
 from llmarch.core import defaults
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 # The sweep's defaults, named in llmarch.core.defaults (where the CLI's help texts read them too).
 DEFAULT_PRESET = defaults.DEFAULT_BENCH_PRESET
@@ -47,7 +48,7 @@ GPU_NAME_PATTERNS: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchSettings:
     """One sweep, fully resolved (no defaults left to guess)."""
 
@@ -96,7 +97,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class _Shape:
     source: str
     n_heads: int
@@ -226,7 +227,7 @@ def catalog_gpu_for(device_name: str) -> str | None:
 
 
 # -- the plan ---------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen_dataclass
 class Case:
     """One cell of the sweep."""
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any, Protocol
 
 import torch
 
 from llmarch.bench.settings import TORCH_DTYPES, BenchSettings, catalog_gpu_for
+from llmarch.core.frozen import frozen_dataclass
 
 
 class Timer(Protocol):
@@ -107,7 +108,7 @@ def block_size(once_s: float, min_time_s: float, *, blocks: int = 4) -> int:
 
 
 # -- the roofline -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen_dataclass
 class Peaks:
     """The device's roofline, measured in this run, and the catalog's datasheet peaks where known.
 

@@ -23,7 +23,6 @@ and storage power beyond what the PUE covers; and the embodied carbon of making 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -42,6 +41,7 @@ from llmarch.core.checks import finite_number, fraction, non_negative, positive
 from llmarch.core.config import ArchConfig
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_MFU, DEFAULT_N_GPUS, DEFAULT_PUE, DEFAULT_REGION
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.core.units import parse_count
 
 FLOPS_METHODS: tuple[str, ...] = ("exact", "6nd")
@@ -159,7 +159,7 @@ def cost_usd(gpu_hours: float, usd_per_gpu_hour: float) -> float:
 # -- estimates ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class CostEstimate:
     """Cost, energy and carbon of one training run, in SI-style units (None = an input was missing).
 
@@ -492,7 +492,7 @@ def footprint(
 # -- budget gates -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BudgetExceeded:
     """One estimate over one budget (the CLI prints one line per instance and exits with code 3)."""
 

@@ -32,13 +32,13 @@ check it with hypothesis); the shortlist is then built as ArchConfigs and counte
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive, positive_int
 from llmarch.core.config import ArchConfig
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.core.units import dtype_bytes
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ MAX_WIDTHS = 720
 _GQA, _MLA = 0, 1
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ShapeSpace:
     """The conventions the sweep follows; see the module docstring for where each default comes from."""
 
@@ -332,7 +332,7 @@ def iter_blocks(
         yield _block(d_model, target_params, space, prune=prune)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Sweep:
     """The shapes within the size band (and KV budget), as arrays, and how many were evaluated in all."""
 
@@ -455,7 +455,7 @@ def attention_label(shape: dict[str, Any]) -> str:
 # -- budgets -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Budget:
     """A training budget in FLOPs (6 N D convention) and how it was derived."""
 

@@ -10,13 +10,13 @@ and position embeddings are lookups (no FLOPs); the output head is a matmul whet
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from llmarch.calc.params import attention_params, count_params, mlp_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE_MODES: tuple[str, ...] = ("none", "selective", "full")
@@ -98,7 +98,7 @@ def attention_flops_per_token(config: ArchConfig, seq_len: int, *, causal: bool 
     return per_key * keys
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ForwardFlops:
     """Forward FLOPs per token at a context length, with its parts (2 FLOPs per multiply-add)."""
 

@@ -12,13 +12,12 @@ the static cross-attention keys and values of the encoder output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmarch.calc.params import count_params
 from llmarch.calc.quant import is_linear_group, quant_scheme
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
 from llmarch.core.defaults import DEFAULT_DTYPE
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.core.units import canonical_dtype, dtype_bytes
 
 
@@ -74,7 +73,7 @@ def kv_cache_bytes_per_token(config: ArchConfig, dtype: str = DEFAULT_DTYPE) -> 
     return kv_cache_elements_per_token(config) * dtype_bytes(dtype)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class KVCache:
     """KV-cache size of one workload, in bytes, with the parts."""
 

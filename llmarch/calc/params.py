@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from llmarch.core.config import PARAM_GROUPS, ArchConfig
+from llmarch.core.frozen import frozen_dataclass
 
 #: Coarse groups of the breakdown, in display order. Each leaf key is "<group>.<part>".
 GROUPS = PARAM_GROUPS
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ParamCount:
     """Parameter counts of one architecture (all plain ints).
 

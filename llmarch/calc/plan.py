@@ -17,7 +17,7 @@ evaluated in one vectorised numpy pass (numpy is imported lazily).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 from typing import Any
 
@@ -29,6 +29,7 @@ from llmarch.catalog.hardware import Accelerator, accelerator, canonical_peak_dt
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 PLAN_DTYPES = ("bf16", "fp16", "fp8")
 #: Largest micro-batch, context-parallel size and interleaving depth the search tries.
@@ -44,7 +45,7 @@ RECOMPUTE_NAMES = {code: name for name, code in st.RECOMPUTE_CODES.items()}
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Plan:
     """One parallel configuration of a training workload, its step time, throughput and memory per GPU."""
 
@@ -76,7 +77,7 @@ class Plan:
         return record
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class PlanResult:
     """The ranked plans of one workload (fitting ones only, fastest first), or the closest one when none fits."""
 
@@ -478,7 +479,7 @@ def evaluate_plan(config: ArchConfig, *, gpu: str | Accelerator, n_gpus: int, gl
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class RunCheck:
     """A published run, its measured throughput and this model's prediction for the knobs it publishes."""
 

@@ -24,14 +24,13 @@ not modelled and is refused everywhere with the same message (`check_kv_dtype`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 _SIXTEEN = 2.0
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class QuantScheme:
     """How one weight dtype is stored and computed (bytes per weight include the scales)."""
 

@@ -38,11 +38,11 @@ Approach 1's answer exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from llmarch.core.checks import non_negative, positive
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 #: FLOPs per parameter per training token (forward 2 + backward 4; Kaplan et al. 2020).
 TRAINING_FLOPS_PER_PARAM_TOKEN = 6.0
@@ -50,7 +50,7 @@ TRAINING_FLOPS_PER_PARAM_TOKEN = 6.0
 INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ParametricLoss:
     """L(N, D) = E + A / N^alpha + B / D^beta in nats per token (Hoffmann et al. 2022, eq. 2)."""
 
@@ -89,7 +89,7 @@ class ParametricLoss:
         return g * per ** (self.beta / s), per ** (self.alpha / s) / g
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class PowerLawAllocation:
     """N_opt = n_coefficient x C^n_exponent and D_opt = d_coefficient x C^d_exponent (C in FLOPs)."""
 
@@ -123,7 +123,7 @@ CHINCHILLA_APPROACH_1 = PowerLawAllocation(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ScalingLaw:
     """A named law: how to split compute into N and D, and the parametric fit that predicts loss."""
 
@@ -161,7 +161,7 @@ def scaling_law(name: str) -> ScalingLaw:
     return LAWS[name]
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ComputeOptimal:
     """The compute-optimal allocation of `compute_flops` under one law."""
 
@@ -195,7 +195,7 @@ def compute_optimal(compute_flops: float, *, law: str = DEFAULT_LAW) -> ComputeO
     )
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class InferenceAware:
     """Size and training tokens minimising training + inference FLOPs at the compute-optimal loss."""
 

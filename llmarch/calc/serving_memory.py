@@ -18,7 +18,6 @@ sequence that samples in the step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from llmarch.calc.memory import kv_cache, weights_bytes
@@ -26,6 +25,7 @@ from llmarch.calc.quant import canonical_weight_dtype, check_kv_dtype
 from llmarch.calc.training_memory import FP32_BYTES, inference_workspace_bytes
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
+from llmarch.core.frozen import frozen_dataclass
 
 Occupancy = Literal["full", "mean"]
 
@@ -61,7 +61,7 @@ def request_kv_bytes(
     return cache.total_bytes
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ServingMemory:
     """Serving memory of one GPU of a replica, in bytes."""
 

@@ -18,13 +18,13 @@ parallelism is carved out of dp x cp; global_batch sequences = dp x micro_batch 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from llmarch.calc.flops import forward_flops, mean_attended_keys
 from llmarch.calc.params import attention_params, count_params, mlp_params
 from llmarch.catalog.hardware import Accelerator, TrainingEfficiency, canonical_peak_dtype
 from llmarch.core.config import ArchConfig
+from llmarch.core.frozen import frozen_dataclass
 
 #: Bytes of a 16-bit activation or gradient as it crosses a link.
 ACT_BYTES = 2
@@ -49,7 +49,7 @@ def _np() -> Any:
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Rates:
     """Achievable rates of one GPU type in one dtype: catalog peaks x microbenchmark fractions."""
 
@@ -233,7 +233,7 @@ def attention_times(
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ModelShape:
     """Widths, layer counts and parameter counts of an architecture, as the step-time model reads them.
 
@@ -318,7 +318,7 @@ def model_shape(config: ArchConfig, *, seq_len: int) -> ModelShape:
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Knobs:
     """One configuration, or many as numpy arrays of one shape (the plan search)."""
 
@@ -403,7 +403,7 @@ def _elementwise_bytes(shape: ModelShape, moe: bool, dropout: bool) -> tuple[Any
     return rep, split
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class LayerTimes:
     """Seconds one layer takes for one micro-batch on one GPU, by part (arrays under a search)."""
 

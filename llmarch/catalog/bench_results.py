@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
 from typing import Any
 
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 #: Schema versions this reader understands.
 SCHEMA_VERSIONS = (1,)
@@ -62,7 +63,7 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchRow:
     """One result of a bench document, every value checked against `RESULT_FIELDS` (None: absent or invalid)."""
 
@@ -116,7 +117,7 @@ class BenchRow:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class MeasuredPeaks:
     """The roofline a run measured: matmul FLOP/s and copy bytes/s (the best of the run, and every sample)."""
 
@@ -144,7 +145,7 @@ class MeasuredPeaks:
         return _median(self.copy_samples) or self.copy_bytes_per_s
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchEnvironment:
     """Where a bench document was measured."""
 
@@ -162,7 +163,7 @@ class BenchEnvironment:
         return {k: getattr(self, k) for k in ENVIRONMENT_FIELDS if getattr(self, k) is not None}
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchResults:
     """A bench document as read: its environment, settings and rows."""
 

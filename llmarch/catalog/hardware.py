@@ -17,12 +17,12 @@ import functools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.core.units import canonical_dtype
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -171,7 +171,7 @@ def _catalog_rows(kind: str, user: tuple[str, ...]) -> list[tuple[dict[str, Any]
 # -- accelerators ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Accelerator:
     """One accelerator of the catalog, in SI units (FLOP/s, bytes, bytes/s, W)."""
 
@@ -351,7 +351,7 @@ def accelerator(name: str) -> Accelerator:
 # -- training efficiency (achievable fractions of the peaks, from public microbenchmarks) ------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class TrainingEfficiency:
     """Achievable fractions of one GPU type's peaks, each from a public microbenchmark (never a training run).
 
@@ -395,8 +395,13 @@ def _efficiency_rows() -> dict[str, dict[str, Any]]:
             raise _fail(file, where, f"fields must be exactly {', '.join(_EFFICIENCY_FIELDS)}")
         for key in ("gemm_half_dim", "attention_half_seq", "nvlink_busbw_gb_per_s", "step_overhead_s"):
             _positive(row[key], file=file, where=f"{where} {key}")
-        for key in ("attention_fraction", "hbm_fraction", "network_fraction", "comm_sm_fraction",
-                    *row["gemm_fraction"].values()):
+        for key in (
+            "attention_fraction",
+            "hbm_fraction",
+            "network_fraction",
+            "comm_sm_fraction",
+            *row["gemm_fraction"].values(),
+        ):
             value = row[key] if isinstance(key, str) else key
             if not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise _fail(file, where, f"fractions must be in (0, 1], got {value!r}")
@@ -441,7 +446,7 @@ def training_efficiency(gpu: str | Accelerator) -> TrainingEfficiency:
 # -- grid carbon intensity ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class GridIntensity:
     """Carbon intensity of the electricity in one region (location-based annual average)."""
 
@@ -517,7 +522,7 @@ def _cloud_matches(key: str, regions: list[str]) -> list[str]:
 # -- prices -------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class GpuPrice:
     """A default on-demand price: typical, dated and always overridable (not a fact about the hardware)."""
 

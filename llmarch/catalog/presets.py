@@ -23,12 +23,12 @@ import os
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmarch.core.config import ArchConfig
 from llmarch.core.errors import InvalidConfigError, LlmarchError, UnknownPresetError
+from llmarch.core.frozen import frozen_dataclass
 
 PRESET_PATH_ENV = "LLMARCH_PRESET_PATH"
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -48,7 +48,7 @@ def preset_dirs() -> list[Path]:
     return [*dirs, shipped_presets_dir()]
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class PresetInfo:
     """Where a named preset lives (for listing without loading)."""
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 _FILE = Path(__file__).resolve().parent / "data" / "serving_efficiency.json"
 _FRACTIONS = ("hbm_fraction", "attention_flop_fraction", "attention_hbm_fraction", "allreduce_bus_fraction")
@@ -23,7 +23,7 @@ _TIMES = ("layer_overhead_s", "step_overhead_s", "request_overhead_s", "allreduc
 _KEYS = {"gpu", "same_as", "gemm_fraction", "gemm_m_half", "sources", "note", *_FRACTIONS, *_TIMES}
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ServingEfficiency:
     """Constants of the serving step model for one GPU type (see the data file's `units`)."""
 

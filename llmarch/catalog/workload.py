@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 #: The sections a workload may have beside its top-level keys, and the commands each applies to.
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -93,7 +94,7 @@ WORKLOAD_KEYS: dict[str, tuple[str, str]] = {
 ALIASES = {"prompt": "prompt_len", "generate": "generate_len"}
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Workload:
     """A parsed workload file: top-level keys and the `training` / `serving` sections, values as written
     (already checked: lengths and counts are whole numbers, flags are booleans, numbers are numbers)."""

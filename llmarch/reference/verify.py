@@ -28,11 +28,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 from llmarch.core.config import ArchConfig
 from llmarch.core.errors import LlmarchError
+from llmarch.core.frozen import frozen_dataclass
 
 #: Forward-pass length of the FLOP measurement (tokens; source and target each for an encoder-decoder).
 SEQ_LEN = 12
@@ -47,7 +47,7 @@ COLUMNS = ("name", "params_analytic", "params_module", "flops_analytic", "flops_
            "kv_bytes_analytic", "kv_bytes_module", "ok")  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class VerifyResult:
     """One architecture's calculators against its reference model (counts, FLOPs, bytes)."""
 

@@ -7,7 +7,8 @@ Markdown or HTML. A block holds text only: every number in it was formatted by `
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from llmarch.core.frozen import frozen_dataclass
 
 #: The figures a report can embed: file stem -> what it shows (also the image's alt text).
 FIGURES: dict[str, str] = {
@@ -18,7 +19,7 @@ FIGURES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Link:
     """A table cell that links to a documented source (a preset's `source:` URL)."""
 
@@ -29,36 +30,36 @@ class Link:
 Cell = str | Link
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Heading:
     level: int  # 1 = the title
     text: str
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Paragraph:
     text: str
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Bullets:
     items: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Table:
     headers: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
     numeric: tuple[bool, ...]  # right-aligned columns
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Figure:
     name: str  # a key of FIGURES: the image file stem
     caption: str
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Details:
     """A collapsed section (<details>): the assumptions behind a section, long breakdowns."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from llmarch.core.config import ArchConfig
@@ -21,6 +21,7 @@ from llmarch.core.defaults import (
     DEFAULT_SEQ_LEN,
 )
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 
 # -- reading a bench JSON, defensively (the schema and reader: llmarch.catalog.bench_results) -------------------
 
@@ -30,7 +31,7 @@ _BENCH_KEYS = ("variant", "impl", "phase", "dtype", "device", "skipped_reason", 
                "achieved_bytes_per_s", "roofline_fraction", "predicted_s", "max_abs_error")  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchData:
     """The results of a `llmarch bench --format json` document, each reduced to the keys the report uses."""
 
@@ -60,7 +61,7 @@ def read_bench(document: Any, *, source: str) -> BenchData:
 # -- collecting the numbers ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ReportOptions:
     """The workload of a report; None means each calculator's documented default (recorded in its section)."""
 
@@ -91,7 +92,7 @@ class ReportOptions:
         return {option: limit for option, limit in given.items() if limit is not None}
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ReportData:
     """Everything a report shows, as the calculators' plain records (see `collect`)."""
 
@@ -138,9 +139,13 @@ def _cost_keywords(train: Mapping[str, Any]) -> dict[str, Any]:
     return {_COST_KEYS[key]: value for key, value in train.items() if key in _COST_KEYS and value is not None}
 
 
+#: The options of a report nobody tuned (frozen, so one shared default is safe).
+DEFAULT_OPTIONS = ReportOptions()
+
+
 def collect(
     configs: Sequence[ArchConfig],
-    options: ReportOptions = ReportOptions(),  # frozen, so a shared default is safe
+    options: ReportOptions = DEFAULT_OPTIONS,
     *,
     bench: BenchData | None = None,
     environment: dict[str, Any] | None = None,

@@ -27,13 +27,13 @@ k+1-token verification. A prefix-cache hit rate h prefills only (1 - h) of each 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.serving.roofline import speculative_tokens_per_step
 from llmarch.serving.step import Hardware, ModelWork, StepTime, step_time
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Workload:
     """The request shape and engine settings a load point is computed at (resolved, validated)."""
 
@@ -50,7 +50,7 @@ class Workload:
     acceptance_rate: float
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class LoadPoint:
     """Per-request latency and replica throughput at one load (concurrency = requests in flight)."""
 

@@ -8,16 +8,16 @@ to the torch-free reader of `llmarch.catalog` when it lands; this module keeps t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from llmarch.catalog.hardware import Accelerator
 from llmarch.core.config import ArchConfig
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.core.units import canonical_dtype
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchRow:
     """One usable measurement of an attention kernel from a `llmarch bench` JSON."""
 
@@ -45,7 +45,7 @@ class BenchRow:
         return " ".join(parts)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class BenchCalibration:
     """The usable attention measurements of a bench JSON and the device they were taken on."""
 

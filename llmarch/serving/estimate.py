@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -38,6 +37,7 @@ from llmarch.core.defaults import (
     DEFAULT_TOKEN_BUDGET,
 )
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.core.units import format_bytes
 from llmarch.serving.batching import LoadPoint, load_point
 from llmarch.serving.calibration import BenchCalibration, bench_device_matches, select_bench_row
@@ -48,7 +48,7 @@ from llmarch.serving.setup import (
 )
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class CurvePoint:
     """One load of the throughput-vs-latency curve (times in s; throughput over all GPUs)."""
 
@@ -60,7 +60,7 @@ class CurvePoint:
     tokens_per_s_per_gpu: float
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class InferenceEstimate:
     """Serving estimate of one architecture on one GPU type (see the module docstring for the model)."""
 

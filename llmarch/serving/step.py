@@ -18,14 +18,13 @@ bound by compute. The achieved fractions and the fixed costs are per GPU type wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmarch.calc.flops import attention_flops_per_token, weight_flops_per_token
 from llmarch.calc.memory import kv_cache, weights_bytes
 from llmarch.calc.params import attention_params, count_params, layer_norm_params, mlp_params
 from llmarch.calc.serving_memory import kv_tp_share
 from llmarch.calc.step_time import ring_traffic_fraction
 from llmarch.core.config import ArchConfig
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.serving.roofline import (
     allreduce_time_s,
     allreduces_per_layer,
@@ -39,7 +38,7 @@ from llmarch.serving.roofline import (
 ACTIVATION_BYTES = 2
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Hardware:
     """Achieved rates and fixed costs of one GPU of the replica (peaks x the catalogued fractions)."""
 
@@ -58,7 +57,7 @@ class Hardware:
     link_bytes_per_s: float  # achieved one-direction all-reduce bandwidth per GPU (inf when tp = 1)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ModelWork:
     """What the model costs per token and per step, for the whole replica (from the calc layer)."""
 
@@ -130,7 +129,7 @@ def model_work(config: ArchConfig, *, dtype: str, kv_dtype: str, tp: int, expert
     )
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class StepTime:
     """Seconds of one engine step on one GPU, by part."""
 
