@@ -23,15 +23,13 @@ from llmarch.core import defaults
 from llmarch.core.errors import InvalidValueError
 from llmarch.core.frozen import frozen_dataclass
 
-# The sweep's defaults, named in llmarch.core.defaults (where the CLI's help texts read them too).
-DEFAULT_PRESET = defaults.DEFAULT_BENCH_PRESET
-DEFAULT_SEQ_LENS = defaults.DEFAULT_BENCH_SEQ_LENS
-DEFAULT_BATCHES = defaults.DEFAULT_BENCH_BATCHES
-DEFAULT_CHUNK_SIZE = defaults.DEFAULT_BENCH_CHUNK_SIZE
-DEFAULT_REPEATS = defaults.DEFAULT_BENCH_REPEATS
-DEFAULT_MIN_PASS_S = defaults.DEFAULT_BENCH_MIN_PASS_S
 CPU_IMPLS = ("eager", "eager_grouped", "sdpa", "sdpa_repeat_kv", "sdpa_grouped")
 CUDA_IMPLS = (*CPU_IMPLS, "sdpa_flash", "sdpa_efficient", "sdpa_cudnn", "sdpa_math", "flex")
+# The default sweep, its numbers named in llmarch.core.defaults (where the CLI's help texts read them too; impls
+# None: every implementation the device runs), and the --quick one.
+FULL = {"seq_lens": defaults.DEFAULT_BENCH_SEQ_LENS, "batches": defaults.DEFAULT_BENCH_BATCHES, "impls": None,
+        "phases": bench_math.PHASES, "repeats": defaults.DEFAULT_BENCH_REPEATS,
+        "min_pass_s": defaults.DEFAULT_BENCH_MIN_PASS_S}  # fmt: skip
 QUICK = {"seq_lens": (128, 512), "batches": (1,), "impls": ("eager", "sdpa"), "phases": ("prefill", "decode"),
          "repeats": defaults.QUICK_BENCH_REPEATS, "min_pass_s": defaults.QUICK_BENCH_MIN_PASS_S}  # fmt: skip
 #: Largest relative error (||out - ref|| / ||ref||) accepted before timing, by dtype. Mask, bias or head
@@ -115,8 +113,8 @@ def _resolve_shape(
     if preset is not None or n_heads is None:
         from llmarch.catalog import presets
 
-        config = presets.load(preset or DEFAULT_PRESET)
-        source = preset or DEFAULT_PRESET
+        source = preset or defaults.DEFAULT_BENCH_PRESET
+        config = presets.load(source)
         if config.attention == "mla":
             raise InvalidValueError(f"{config.name}: multi-head latent attention is not benchmarked; pass the shape")
         n_kv_heads = n_kv_heads if n_kv_heads is not None else (config.n_kv_heads if n_heads is None else None)
@@ -169,8 +167,9 @@ def resolve_settings(
     from llmarch.core.units import canonical_dtype
 
     shape = _resolve_shape(preset, n_heads, n_kv_heads, d_head, window)
-    seq_lens = _positive_ints("--seq-lens", seq_lens or (QUICK["seq_lens"] if quick else DEFAULT_SEQ_LENS))
-    batches = _positive_ints("--batch", batches or (QUICK["batches"] if quick else DEFAULT_BATCHES))
+    sweep = QUICK if quick else FULL
+    seq_lens = _positive_ints("--seq-lens", seq_lens or sweep["seq_lens"])
+    batches = _positive_ints("--batch", batches or sweep["batches"])
     window = shape.window if shape.window is not None else max(1, max(seq_lens) // 4)
     if window < 1:
         raise InvalidValueError(f"--window must be positive, got {window}")
@@ -181,17 +180,17 @@ def resolve_settings(
     variants = _names_or(variants, VARIANT_NAMES)
     for spec in variants:  # validates names and gqa:N against the shape
         make_variant(spec, n_heads=shape.n_heads, n_kv_heads=shape.n_kv_heads, d_head=shape.d_head, window=window)
-    impls = _names_or(impls, QUICK["impls"] if quick else CUDA_IMPLS if device == "cuda" else CPU_IMPLS)
+    impls = _names_or(impls, sweep["impls"] or (CUDA_IMPLS if device == "cuda" else CPU_IMPLS))
     for name in impls:
         implementation(name)
-    phases = _names_or(phases, QUICK["phases"] if quick else bench_math.PHASES)
+    phases = _names_or(phases, sweep["phases"])
     for phase in phases:
         if phase not in bench_math.PHASES:
             raise InvalidValueError(f"unknown phase {phase!r}; use one of {', '.join(bench_math.PHASES)}")
     threads = threads if threads is not None else torch.get_num_threads()
-    repeats = repeats if repeats is not None else (QUICK["repeats"] if quick else DEFAULT_REPEATS)
-    min_pass_s = min_pass_s if min_pass_s is not None else (QUICK["min_pass_s"] if quick else DEFAULT_MIN_PASS_S)
-    chunk_size = chunk_size if chunk_size is not None else DEFAULT_CHUNK_SIZE
+    repeats = repeats if repeats is not None else sweep["repeats"]
+    min_pass_s = min_pass_s if min_pass_s is not None else sweep["min_pass_s"]
+    chunk_size = chunk_size if chunk_size is not None else defaults.DEFAULT_BENCH_CHUNK_SIZE
     _check_knobs(threads=threads, repeats=repeats, chunk_size=chunk_size, min_pass_s=min_pass_s,
                  flush_l2=flush_l2, device=device, gpu=gpu)  # fmt: skip
     return BenchSettings(
