@@ -249,7 +249,7 @@ def _decoder(r: _Reader, fam: _Family, **fields: Any) -> dict[str, Any]:
     d = r.int(*width, default=fam.size("d_model"))
     raw: dict[str, Any] = {"architecture": "decoder", "n_layers": r.int(*layers, default=fam.size("n_layers"))}
     raw["d_model"] = d
-    raw.update(_heads(r, d, fam) if fam.kv_heads else {"n_heads": r.int(*heads)})
+    raw.update(_heads(r, d, fam) if fam.kv_heads else {"n_heads": r.int(*heads, default=fam.size("n_heads"))})
     d_ff = 4 * d if fam.d_ff is None else fam.d_ff
     raw.update(
         d_ff=r.int(*fam.ffn, default=d_ff) if fam.ffn else d_ff,
