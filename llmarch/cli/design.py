@@ -148,32 +148,17 @@ def _headline(summary: dict[str, Any]) -> str:
     return text
 
 
-# The shape conventions' defaults as their options' text.
-_D_HEADS = _join(D.DEFAULT_D_HEADS)
-_KV_HEADS = _join(D.DEFAULT_KV_HEADS)
-_ASPECT_RATIO = _join(D.DEFAULT_ASPECT_RATIO, ":")
-_FF_RATIO = _join(D.DEFAULT_FF_RATIO, ":")
-_GLOBAL_EVERY = _join(D.DEFAULT_GLOBAL_EVERY)
-
-
 # -- options of `design_command` (Typer reads the help texts from these annotations) --
 
-_ComputeOption = Annotated[str | None, typer.Option(help="Training budget in FLOPs (6ND), e.g. 5.76e23.")]
-_GpuHoursOption = Annotated[float | None, typer.Option(help="Budget in GPU-hours of --gpu (at --mfu).")]
-_BudgetUsdOption = Annotated[float | None, typer.Option(help="Budget in USD at --gpu's price per hour.")]
-_DaysOption = Annotated[float | None, typer.Option(help="Budget in days of --n-gpus x --gpu.")]
-_GpuOption = Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")]
 _NGpusOption = Annotated[
     int | None, typer.Option(help=f"Training cluster size (wall-clock). Default {DEFAULT_N_GPUS}.")
 ]
 _MfuOption = Annotated[
     float | None, typer.Option(help=f"Model FLOPs utilisation of training. Default {DEFAULT_MFU:g}.")
 ]
-_PricePerGpuHourOption = Annotated[float | None, typer.Option(help="USD per training GPU-hour.")]
 _GlobalBatchTokensOption = Annotated[
     str, typer.Option(help="Tokens per optimizer step for the training planner (with --n-gpus).")
 ]
-_LawOption = Annotated[Law, typer.Option(help="Scaling law for the compute-optimal size.")]
 _InferenceTokensOption = Annotated[
     str | None, typer.Option(help="Tokens served over the model's life (Sardana et al. 2024 sizing), e.g. 1e13.")
 ]
@@ -181,32 +166,12 @@ _ContextOption = Annotated[
     int,
     typer.Option(help="Target context: max_seq_len, KV budget and serving length."),
 ]
-_SeqLenOption = Annotated[int, typer.Option(help="Training context (FLOPs per token).")]
 _MaxKvPerTokenOption = Annotated[str | None, typer.Option(help="KV-cache budget per token at --context, e.g. 64KiB.")]
-_AttentionOption = Annotated[str, typer.Option(help="Attention kinds to try: gqa, mla, swa (comma-separated).")]
-_DHeadOption = Annotated[str, typer.Option(help="Head widths to try (comma-separated).")]
-_KvHeadsOption = Annotated[str, typer.Option(help="GQA KV-head counts to try, besides MHA.")]
-_AspectRatioOption = Annotated[str, typer.Option(help="d_model / n_layers range LOW:HIGH.")]
-_FfRatioOption = Annotated[str, typer.Option(help="d_ff / d_model range LOW:HIGH (one expert's under MoE).")]
-_DModelMultipleOption = Annotated[int, typer.Option(help="d_model is a multiple of this.")]
-_DFfMultipleOption = Annotated[int, typer.Option(help="d_ff is a multiple of this.")]
 _HeadsMultipleOption = Annotated[int, typer.Option(help="n_heads is a multiple of this (tensor parallelism).")]
-_VocabSizeOption = Annotated[int, typer.Option(help="Vocabulary before padding.")]
 _VocabMultipleOption = Annotated[int, typer.Option(help="Pad the vocabulary up to a multiple of this.")]
-_TieEmbeddingsOption = Annotated[bool, typer.Option(help="Share the embedding and output matrices.")]
-_WindowOption = Annotated[int, typer.Option(help="Sliding window of local layers (swa).")]
-_GlobalEveryOption = Annotated[str, typer.Option(help="Every Nth layer global under swa (comma-separated).")]
-_MoeOption = Annotated[str | None, typer.Option(help="Mixture of experts EXPERTS/TOP_K, e.g. 64/8.")]
-_ToleranceOption = Annotated[float, typer.Option(help="Size band around the target, a fraction.")]
-_ServeGpuOption = Annotated[str | None, typer.Option(help="Serving accelerator. Default --gpu.")]
-_GenerateLenOption = Annotated[int, typer.Option(help="Generated tokens per served request.")]
-_ServePricePerGpuHourOption = Annotated[float | None, typer.Option(help="USD per serving GPU-hour.")]
-_TopOption = Annotated[int, typer.Option(help="Designs to show.")]
-_NameOption = Annotated[str | None, typer.Option(help="Design name. Default: the --output-preset file name.")]
 _OutputPresetOption = Annotated[
     str | None, typer.Option(help="Write the best design as a preset YAML file.", metavar="FILE")
 ]
-_PlotOption = Annotated[str | None, typer.Option(help="Pareto plot PNG: training vs serving cost.", metavar="FILE")]
 
 
 @app.command(
@@ -220,42 +185,50 @@ _PlotOption = Annotated[str | None, typer.Option(help="Pareto plot PNG: training
 )
 @handle_errors
 def design_command(
-    compute: _ComputeOption = None,
-    gpu_hours: _GpuHoursOption = None,
-    budget_usd: _BudgetUsdOption = None,
-    days: _DaysOption = None,
-    gpu: _GpuOption = DEFAULT_DESIGN_GPU,
+    compute: Annotated[str | None, typer.Option(help="Training budget in FLOPs (6ND), e.g. 5.76e23.")] = None,
+    gpu_hours: Annotated[float | None, typer.Option(help="Budget in GPU-hours of --gpu (at --mfu).")] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="Budget in USD at --gpu's price per hour.")] = None,
+    days: Annotated[float | None, typer.Option(help="Budget in days of --n-gpus x --gpu.")] = None,
+    gpu: Annotated[str, typer.Option(help="Training accelerator (see 'llmarch gpus').")] = DEFAULT_DESIGN_GPU,
     n_gpus: _NGpusOption = None,
     mfu: _MfuOption = None,
-    price_per_gpu_hour: _PricePerGpuHourOption = None,
+    price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per training GPU-hour.")] = None,
     global_batch_tokens: _GlobalBatchTokensOption = f"{D.DEFAULT_GLOBAL_BATCH_TOKENS:g}",
-    law: _LawOption = Law.chinchilla_1,
+    law: Annotated[Law, typer.Option(help="Scaling law for the compute-optimal size.")] = Law.chinchilla_1,
     inference_tokens: _InferenceTokensOption = None,
     context: _ContextOption = D.DEFAULT_CONTEXT,
-    seq_len: _SeqLenOption = D.DEFAULT_SEQ_LEN,
+    seq_len: Annotated[int, typer.Option(help="Training context (FLOPs per token).")] = D.DEFAULT_SEQ_LEN,
     max_kv_per_token: _MaxKvPerTokenOption = None,
-    attention: _AttentionOption = "gqa,mla,swa",
-    d_head: _DHeadOption = _D_HEADS,
-    kv_heads: _KvHeadsOption = _KV_HEADS,
-    aspect_ratio: _AspectRatioOption = _ASPECT_RATIO,
-    ff_ratio: _FfRatioOption = _FF_RATIO,
-    d_model_multiple: _DModelMultipleOption = D.DEFAULT_D_MODEL_MULTIPLE,
-    d_ff_multiple: _DFfMultipleOption = D.DEFAULT_D_FF_MULTIPLE,
+    attention: Annotated[str, typer.Option(help="Attention kinds to try: gqa, mla, swa (comma-separated).")] = (
+        "gqa,mla,swa"
+    ),
+    d_head: Annotated[str, typer.Option(help="Head widths to try (comma-separated).")] = _join(D.DEFAULT_D_HEADS),
+    kv_heads: Annotated[str, typer.Option(help="GQA KV-head counts to try, besides MHA.")] = _join(D.DEFAULT_KV_HEADS),
+    aspect_ratio: Annotated[str, typer.Option(help="d_model / n_layers range LOW:HIGH.")] = _join(
+        D.DEFAULT_ASPECT_RATIO, ":"
+    ),
+    ff_ratio: Annotated[str, typer.Option(help="d_ff / d_model range LOW:HIGH (one expert's under MoE).")] = _join(
+        D.DEFAULT_FF_RATIO, ":"
+    ),
+    d_model_multiple: Annotated[int, typer.Option(help="d_model is a multiple of this.")] = D.DEFAULT_D_MODEL_MULTIPLE,
+    d_ff_multiple: Annotated[int, typer.Option(help="d_ff is a multiple of this.")] = D.DEFAULT_D_FF_MULTIPLE,
     heads_multiple: _HeadsMultipleOption = D.DEFAULT_HEADS_MULTIPLE,
-    vocab_size: _VocabSizeOption = D.DEFAULT_VOCAB_SIZE,
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary before padding.")] = D.DEFAULT_VOCAB_SIZE,
     vocab_multiple: _VocabMultipleOption = D.DEFAULT_VOCAB_MULTIPLE,
-    tie_embeddings: _TieEmbeddingsOption = False,
-    window: _WindowOption = D.DEFAULT_SLIDING_WINDOW,
-    global_every: _GlobalEveryOption = _GLOBAL_EVERY,
-    moe: _MoeOption = None,
-    tolerance: _ToleranceOption = D.DEFAULT_TOLERANCE,
-    serve_gpu: _ServeGpuOption = None,
-    generate_len: _GenerateLenOption = DEFAULT_GENERATE_LEN,
-    serve_price_per_gpu_hour: _ServePricePerGpuHourOption = None,
-    top: _TopOption = D.DEFAULT_TOP,
-    name: _NameOption = None,
+    tie_embeddings: Annotated[bool, typer.Option(help="Share the embedding and output matrices.")] = False,
+    window: Annotated[int, typer.Option(help="Sliding window of local layers (swa).")] = D.DEFAULT_SLIDING_WINDOW,
+    global_every: Annotated[str, typer.Option(help="Every Nth layer global under swa (comma-separated).")] = _join(
+        D.DEFAULT_GLOBAL_EVERY
+    ),
+    moe: Annotated[str | None, typer.Option(help="Mixture of experts EXPERTS/TOP_K, e.g. 64/8.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Size band around the target, a fraction.")] = D.DEFAULT_TOLERANCE,
+    serve_gpu: Annotated[str | None, typer.Option(help="Serving accelerator. Default --gpu.")] = None,
+    generate_len: Annotated[int, typer.Option(help="Generated tokens per served request.")] = DEFAULT_GENERATE_LEN,
+    serve_price_per_gpu_hour: Annotated[float | None, typer.Option(help="USD per serving GPU-hour.")] = None,
+    top: Annotated[int, typer.Option(help="Designs to show.")] = D.DEFAULT_TOP,
+    name: Annotated[str | None, typer.Option(help="Design name. Default: the --output-preset file name.")] = None,
     output_preset: _OutputPresetOption = None,
-    plot: _PlotOption = None,
+    plot: Annotated[str | None, typer.Option(help="Pareto plot PNG: training vs serving cost.", metavar="FILE")] = None,
     catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,

@@ -131,7 +131,6 @@ _NGpusOption = Annotated[
     int | None,
     typer.Option(help="GPUs in all, both sides unless --train-n-gpus / --serve-n-gpus. Default --tp; cost 1."),
 ]
-_TpOption = Annotated[int, typer.Option(help="Tensor-parallel GPUs (must divide n_heads).")]
 _TokensOption = Annotated[
     str | None,
     typer.Option(help="Training tokens (2T, 1.4e12) or 'chinchilla'. Default: each preset's published count."),
@@ -150,14 +149,8 @@ _BatchOption = Annotated[
     ),
 ]
 _DtypeOption = Annotated[str, typer.Option(help="Weight (and KV-cache) dtype: fp32, bf16, fp16, fp8, int8, int4.")]
-_PromptLenOption = Annotated[int, typer.Option(help="Serving: prompt tokens per request.")]
 _GenerateLenOption = Annotated[int, typer.Option(help="Serving: generated tokens per request.")]
-_FlashOption = Annotated[bool, typer.Option(help="Fused attention (no seq x seq scores in memory).")]
-_ZeroOption = Annotated[int, typer.Option(help="Training memory: ZeRO stage 0-3.")]
-_MaxCostOption = Annotated[float | None, typer.Option(help="Training budget in USD: exit 3 when exceeded.")]
-_MaxCo2eOption = Annotated[float | None, typer.Option(help="Training budget in kg CO2e: exit 3 when exceeded.")]
 _MaxDaysOption = Annotated[float | None, typer.Option(help="Training budget in wall-clock days: exit 3 when exceeded.")]
-_NoImagesOption = Annotated[bool, typer.Option("--no-images", help="Leave the plots out (no matplotlib).")]
 _IncludeEnvironmentOption = Annotated[
     bool,
     typer.Option(
@@ -186,19 +179,19 @@ def report_command(
     bench: _BenchOption = None,
     gpu: _GpuOption = defaults.DEFAULT_REPORT_GPU,
     n_gpus: _NGpusOption = None,
-    tp: _TpOption = 1,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel GPUs (must divide n_heads).")] = 1,
     tokens: _TokensOption = None,
     seq_len: _SeqLenOption = None,
     batch: _BatchOption = None,
     dtype: _DtypeOption = defaults.DEFAULT_DTYPE,
-    prompt_len: _PromptLenOption = defaults.DEFAULT_PROMPT_LEN,
+    prompt_len: Annotated[int, typer.Option(help="Serving: prompt tokens per request.")] = defaults.DEFAULT_PROMPT_LEN,
     generate_len: _GenerateLenOption = defaults.DEFAULT_GENERATE_LEN,
-    flash: _FlashOption = True,
-    zero: _ZeroOption = 0,
-    max_cost: _MaxCostOption = None,
-    max_co2e: _MaxCo2eOption = None,
+    flash: Annotated[bool, typer.Option(help="Fused attention (no seq x seq scores in memory).")] = True,
+    zero: Annotated[int, typer.Option(help="Training memory: ZeRO stage 0-3.")] = 0,
+    max_cost: Annotated[float | None, typer.Option(help="Training budget in USD: exit 3 when exceeded.")] = None,
+    max_co2e: Annotated[float | None, typer.Option(help="Training budget in kg CO2e: exit 3 when exceeded.")] = None,
     max_days: _MaxDaysOption = None,
-    no_images: _NoImagesOption = False,
+    no_images: Annotated[bool, typer.Option("--no-images", help="Leave the plots out (no matplotlib).")] = False,
     include_environment: _IncludeEnvironmentOption = False,
     train_n_gpus: _TrainGpus = None,
     pp: _Pp = None,
