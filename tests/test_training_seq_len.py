@@ -1,6 +1,6 @@
 """Pre-training sequence lengths of presets whose serving context is longer than the one they were pre-trained at.
 
-training_seq_len (llmarch.calc.training_memory) is the default context of every training calculator; without
+training_seq_len (llmarch.calc.flops) is the default context of every training calculator; without
 a published training.seq_len it falls back to max_seq_len, which for these models is the context of a short
 final extension stage, not of the bulk of the pre-training tokens.
 """
@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from llmarch import load
 from llmarch.calc import cost
-from llmarch.calc.flops import training_flops_per_token
-from llmarch.calc.training_memory import training_seq_len, training_seq_len_source
+from llmarch.calc.flops import training_flops_per_token, training_seq_len, training_seq_len_source
 from llmarch.cli import app
 
 QWEN3_SIZES = ("0.6b", "1.7b", "4b", "8b", "14b", "32b", "30b-a3b", "235b-a22b")

@@ -26,9 +26,16 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from llmarch.calc.flops import RECOMPUTE_MODES, Recompute, chinchilla_tokens, six_nd, training_flops_per_token
+from llmarch.calc.flops import (
+    RECOMPUTE_MODES,
+    Recompute,
+    chinchilla_tokens,
+    six_nd,
+    training_flops_per_token,
+    training_seq_len,
+    training_seq_len_source,
+)
 from llmarch.calc.params import count_params
-from llmarch.calc.training_memory import training_seq_len, training_seq_len_source
 from llmarch.catalog.hardware import (
     Accelerator,
     GridIntensity,

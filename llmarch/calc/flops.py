@@ -139,6 +139,26 @@ def forward_flops(config: ArchConfig, seq_len: int, *, causal: bool = True) -> F
     return ForwardFlops(seq_len, causal, weights, attention, lm_head, weights + attention + lm_head)
 
 
+def training_seq_len(config: ArchConfig) -> int:
+    """The sequence length a preset was trained at: training.seq_len where published, else the context
+    before a RoPE extension (rope_original_max_seq_len), else max_seq_len.
+
+    A checkpoint whose context was extended by RoPE scaling was pre-trained at the original length and
+    extended only in a short final stage (Llama 3.1: 8K sequences, 128K for the last ~800B of 15.6T tokens;
+    Llama Team 2024, arXiv:2407.21783, sections 3.4.1-3.4.2), so its max_seq_len would overstate the
+    attention FLOPs of pre-training many times over (Llama 4 Scout: 10M against 8K).
+    The default of every training calculator (`llmarch memory`, `plan`, `estimate-cost`, `report`).
+    """
+    return config.training.seq_len or config.rope_original_max_seq_len or config.max_seq_len
+
+
+def training_seq_len_source(config: ArchConfig) -> str:
+    """Which preset field `training_seq_len` took its value from, for assumptions records."""
+    if config.training.seq_len:
+        return "preset training.seq_len"
+    return "preset rope_original_max_seq_len" if config.rope_original_max_seq_len else "preset max_seq_len"
+
+
 def training_flops_per_token(config: ArchConfig, seq_len: int, *, recompute: Recompute = "none") -> float:
     """Training FLOPs per token: forward + backward (= 2 x forward) + any recomputation.
 

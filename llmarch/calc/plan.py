@@ -23,7 +23,7 @@ from typing import Any
 
 from llmarch.calc import step_time as st
 from llmarch.calc import training_memory as tm
-from llmarch.calc.flops import RECOMPUTE_MODES, Recompute, training_flops_per_token
+from llmarch.calc.flops import RECOMPUTE_MODES, Recompute, training_flops_per_token, training_seq_len
 from llmarch.calc.params import count_params
 from llmarch.catalog.hardware import Accelerator, accelerator, canonical_peak_dtype, training_efficiency
 from llmarch.core.checks import positive_int
@@ -409,7 +409,7 @@ def plan_training(
     is empty and `closest` is the configuration needing the least memory.
     """
     acc = gpu if isinstance(gpu, Accelerator) else accelerator(gpu)
-    seq_len = tm.training_seq_len(config) if seq_len is None else seq_len
+    seq_len = training_seq_len(config) if seq_len is None else seq_len
     dtype = _check_inputs(config, n_gpus, global_batch, seq_len, dtype, top)
     tm._check_grad_dtype(grad_dtype)
     tm._check_reserve(reserve_fraction)

@@ -11,16 +11,16 @@ KV cache (llmarch.calc.memory) and a prefill workspace estimate; `memory_estimat
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from llmarch.calc.flops import RECOMPUTE_MODES
+from llmarch.calc.flops import RECOMPUTE_MODES, training_seq_len
 from llmarch.calc.memory import weights_bytes
 from llmarch.calc.params import count_params
 from llmarch.core.checks import positive_int
 from llmarch.core.config import ArchConfig
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_RESERVE_FRACTION
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.core.units import canonical_dtype
 
 # ---------------------------------------------------------------------------------------------------------
@@ -55,26 +55,6 @@ SCHEDULER_STATE_BYTES = 1000
 ZERO_STAGES: tuple[int, ...] = (0, 1, 2, 3)
 
 
-def training_seq_len(config: ArchConfig) -> int:
-    """The sequence length a preset was trained at: training.seq_len where published, else the context
-    before a RoPE extension (rope_original_max_seq_len), else max_seq_len.
-
-    A checkpoint whose context was extended by RoPE scaling was pre-trained at the original length and
-    extended only in a short final stage (Llama 3.1: 8K sequences, 128K for the last ~800B of 15.6T tokens;
-    Llama Team 2024, arXiv:2407.21783, sections 3.4.1-3.4.2), so its max_seq_len would overstate the
-    attention FLOPs of pre-training many times over (Llama 4 Scout: 10M against 8K).
-    The default of every training calculator (`llmarch memory`, `plan`, `estimate-cost`, `report`).
-    """
-    return config.training.seq_len or config.rope_original_max_seq_len or config.max_seq_len
-
-
-def training_seq_len_source(config: ArchConfig) -> str:
-    """Which preset field `training_seq_len` took its value from, for assumptions records."""
-    if config.training.seq_len:
-        return "preset training.seq_len"
-    return "preset rope_original_max_seq_len" if config.rope_original_max_seq_len else "preset max_seq_len"
-
-
 def _check_recompute(recompute: str) -> None:
     if recompute not in RECOMPUTE_MODES:
         raise InvalidValueError(f"recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
@@ -95,7 +75,7 @@ def _check_tp(config: ArchConfig, tp: int) -> None:
         )
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class LayerActivations:
     """Bytes one transformer layer stores for its backward pass, for one micro-batch on one GPU, by part.
 
@@ -254,7 +234,7 @@ def _layer_kinds(config: ArchConfig) -> list[tuple[bool, bool]]:
     return kinds
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ActivationMemory:
     """Activation bytes held on the first pipeline stage (the peak) of one GPU, with the parts."""
 
@@ -368,7 +348,7 @@ def activation_memory(
     )
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ModelStates:
     """Bytes of weights, gradients and optimizer states on one GPU under mixed-precision AdamW."""
 
@@ -430,7 +410,7 @@ def model_states(
     return ModelStates(weights, gradients, optimizer, weights + gradients + optimizer)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Fit:
     """Whether a memory requirement fits an accelerator once a reserve is kept free (truthy when it fits)."""
 
@@ -465,7 +445,7 @@ def fit(
     )
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class TrainingMemory:
     """Training memory of one GPU (the first pipeline stage) with mixed-precision AdamW, in bytes."""
 
@@ -596,7 +576,7 @@ def training_memory(config: ArchConfig, *, seq_len: int, **layout: Any) -> Train
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class CheckpointSize:
     """Bytes of a checkpoint on disk, by part."""
 
@@ -676,7 +656,7 @@ def inference_workspace_bytes(
     return workspace
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class InferenceMemory:
     """Inference memory of one GPU (tensor parallelism over tp GPUs), in bytes."""
 
@@ -741,7 +721,7 @@ def inference_memory(
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class MemoryEstimate:
     """Inference, training and checkpoint memory of one architecture under one workload."""
 
@@ -816,7 +796,7 @@ def memory_estimate(
     config: ArchConfig,
     *,
     batch: int = 1,
-    seq_len: int,
+    seq_len: int | None,
     dtype: str = DEFAULT_DTYPE,
     kv_dtype: str = DEFAULT_DTYPE,
     checkpoint_dtype: str = DEFAULT_DTYPE,
@@ -826,11 +806,13 @@ def memory_estimate(
 ) -> MemoryEstimate:
     """Inference (`inference_memory`), training (`training_memory`) and checkpoint (`checkpoint_size`) memory.
 
-    `layout`: the training keywords (`TrainingLayout`); inference runs on the same tp GPUs with the same
-    attention kernel (flash). With `accelerator_memory_bytes`, also whether each fits one accelerator (`fit`).
-    The checkpoint holds one RNG state per GPU (n_gpus ranks). Defaults are modern training's: FlashAttention,
-    no dropout.
+    `seq_len` None: the preset's training length (`llmarch.calc.flops.training_seq_len`). `layout`: the training
+    keywords (`TrainingLayout`); inference runs on the same tp GPUs with the same attention kernel (flash).
+    With `accelerator_memory_bytes`, also whether each fits one accelerator (`fit`). The checkpoint holds one
+    RNG state per GPU (n_gpus ranks). Defaults are modern training's: FlashAttention, no dropout.
     """
+    if seq_len is None:
+        seq_len = training_seq_len(config)
     knobs = TrainingLayout(**layout)
     inference = inference_memory(
         config, batch=batch, seq_len=seq_len, dtype=dtype, kv_dtype=kv_dtype, tp=knobs.tp, flash=knobs.flash

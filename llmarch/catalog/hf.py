@@ -174,7 +174,8 @@ class _Reader:
         factor = scaling.get("factor")
         if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0:
             out["rope_scaling_factor"] = float(factor)
-        original = scaling.get("original_max_position_embeddings")
+        # Phi-3/Phi-4 (LongRoPE) may state the pre-extension length at the top level only (Phi-4-mini).
+        original = scaling.get("original_max_position_embeddings", self.data.get("original_max_position_embeddings"))
         if isinstance(original, int) and not isinstance(original, bool) and original > 0:
             out["rope_original_max_seq_len"] = original
         return out

@@ -144,9 +144,7 @@ def memory_command(
         "reserve_fraction": reserve_fraction,
     }  # fmt: skip
     records = [
-        memory_plan.memory_estimate(
-            config, seq_len=memory_plan.training_seq_len(config) if seq_len is None else seq_len, **options
-        ).to_record()
+        memory_plan.memory_estimate(config, seq_len=seq_len, **options).to_record()
         for config in presets.load_many(specs)
     ]
     if fmt in (OutputFormat.json, OutputFormat.csv):

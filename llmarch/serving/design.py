@@ -14,7 +14,6 @@ size (all within the band, which the laws cannot tell apart) and in cost through
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from llmarch.calc.cost import CostEstimate, estimate_training_cost
@@ -33,13 +32,14 @@ from llmarch.calc.scaling import DEFAULT_LAW, ComputeOptimal, InferenceAware, co
 from llmarch.core.config import ArchConfig
 from llmarch.core.defaults import DEFAULT_DESIGN_GPU
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.serving.estimate import DEFAULT_GENERATE_LEN, InferenceEstimate, estimate_inference
 
 #: Tensor-parallel degrees tried for serving, smallest first (GPUs come in nodes of 2, 4 and 8).
 SERVING_TP = (1, 2, 4, 8)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ServingOptions:
     """The serving workload each candidate is estimated on (estimate_inference's keywords)."""
 
@@ -50,7 +50,7 @@ class ServingOptions:
     usd_per_gpu_hour: float | None = None
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class TrainingOptions:
     """The training run each candidate is costed on (estimate_training_cost's and plan_training's keywords).
 
@@ -79,7 +79,7 @@ _SERVING_COLUMNS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Candidate:
     """One concrete architecture with its size, predicted loss, training and serving cost."""
 
@@ -149,7 +149,7 @@ def _lifetime_usd(serving: InferenceEstimate | None, inference_tokens: float) ->
     return serving.usd_per_million_tokens * inference_tokens / 1e6
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class DesignResult:
     """What `llmarch design` reports: the target, the sweep's size, and the ranked candidates."""
 

@@ -8,7 +8,6 @@ estimate's steps then only compute. Errors name the keyword argument (the CLI ma
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from llmarch.calc.quant import check_kv_dtype, default_kv_dtype, quant_scheme
@@ -18,6 +17,7 @@ from llmarch.core.checks import fraction, non_negative, positive, positive_int
 from llmarch.core.config import ArchConfig
 from llmarch.core.defaults import DEFAULT_ACCEPTANCE_RATE, DEFAULT_GPU_MEMORY_UTILIZATION
 from llmarch.core.errors import InvalidValueError
+from llmarch.core.frozen import frozen_dataclass
 from llmarch.serving.batching import Workload
 from llmarch.serving.step import Hardware, ModelWork, model_work
 
@@ -25,7 +25,7 @@ SECONDS_PER_HOUR = 3600.0
 BATCHING_MODES = ("continuous", "static")
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ServingSetup:
     """Everything an estimate needs, resolved (see the module docstring)."""
 
