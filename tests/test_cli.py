@@ -172,6 +172,17 @@ def test_version_and_lazy_console_entry() -> None:
     script = "import sys; from llmarch.cli import main; sys.argv = ['llmarch', 'gpus', '--format', 'json']; main()"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0 and len(json.loads(result.stdout)["gpus"]) >= 21
+    # `llmarch --version` (-V) builds no command at all; `llmarch compare` only compare.
+    probe = (
+        "import sys; from llmarch import cli; sys.argv = ['llmarch', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "loaded = [m.rpartition('.')[2] for m in sys.modules if m.startswith('llmarch.cli.')]\n"
+        "print(sorted(m for m in loaded if m != '_app'))"
+    )
+    for args, modules in ((["-V"], "[]"), (["compare", "gpt-2", "-f", "json"], "['architectures']")):
+        result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == modules
+    assert result.stdout.count('"name": "gpt-2"') == 2  # under results and its deprecated alias
 
 
 def test_compare_plot_is_written_and_deterministic(tmp_path: Path) -> None:

@@ -51,8 +51,12 @@ def main() -> None:
     """Console-script entry point: register only the command being run, unless it is help or unknown."""
     from llmarch.cli import _app
 
-    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    load_commands([command] if command in COMMAND_MODULES else None)
+    args = sys.argv[1:]
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command is None and args and set(args) <= {"--version", "-V"}:
+        pass  # `llmarch --version`: the root callback answers; no command needs building
+    else:
+        load_commands([command] if command in COMMAND_MODULES else None)
     # What the imports built (modules, functions, Typer's tables) lives until exit: frozen, the cyclic garbage
     # collector stops re-scanning it on every collection the command triggers (a few ms of each start).
     gc.freeze()
