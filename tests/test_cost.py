@@ -476,3 +476,24 @@ def test_rope_extended_presets_are_costed_at_their_pretraining_length() -> None:
     scout = cost.estimate_training_cost(load("llama-4-scout"), gpu="h100-sxm")
     assert scout.assumptions["seq_len"] == 8192
     assert scout.training_flops < 2 * six_nd(count_params(load("llama-4-scout")).active, 4.0e13)
+
+
+def test_all_presets_with_published_tokens_and_the_rest_named() -> None:
+    from llmarch.catalog.presets import load_all
+
+    configs = load_all()
+    published = [c.name for c in configs if c.training.tokens is not None]
+    unpublished = [c.name for c in configs if c.training.tokens is None]
+    code, out, err = invoke("estimate-cost", "--all", "--gpu", "h100-sxm", "--format", "json")
+    assert code == 0
+    rows = json.loads(out)["results"]
+    assert [r["name"] for r in rows] == published
+    expected = cost.estimate_training_cost(load(published[0]), "h100-sxm")
+    assert rows[0]["gpu_hours"] == pytest.approx(expected.gpu_hours)
+    if unpublished:
+        assert f"note: {len(unpublished)} presets have no published training tokens" in err
+        assert err.rstrip().endswith(", ".join(unpublished))
+    code, out, _ = invoke("estimate-cost", "--all", "--gpu", "h100-sxm", "--tokens", "chinchilla", "-f", "json")
+    assert code == 0 and len(json.loads(out)["results"]) == len(configs)
+    code, _, err = invoke("estimate-cost", "--all", "llama-2-7b", "--gpu", "h100-sxm")
+    assert code == 2 and "give preset names or --all, not both" in err

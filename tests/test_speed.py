@@ -203,3 +203,25 @@ def test_archconfig_eq_hash_repr_are_the_generated_ones() -> None:
         assert config != changed and (config == changed) == (twin == dataclasses.replace(twin, d_ff=twin.d_ff + 1))
     assert (presets.load("gpt-2") == "gpt-2") is False
     assert presets.load("gpt-2").__eq__(object()) is NotImplemented
+
+
+def test_a_changed_loader_validates_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validated cache is keyed by llmarch's version and the loader's sources (core/, catalog/): an edited
+    loader never reuses a config validated by the old one."""
+    monkeypatch.setenv(presets.CACHE_ENV, str(tmp_path / "cache"))
+    stamp = json.loads(presets._loader_stamp())
+    assert any(s.startswith("config.py:") for s in stamp) and any(s.startswith("presets.py:") for s in stamp)
+    first = presets.load("gpt-2")
+    _fresh_process()
+    calls: list[str] = []
+    original = ArchConfig.from_dict
+
+    def counting(data: dict[str, Any], *, origin: str | None = None) -> ArchConfig:
+        calls.append(str(data.get("name")))
+        return original(data, origin=origin)
+
+    monkeypatch.setattr(ArchConfig, "from_dict", counting)
+    assert presets.load("gpt-2") == first and calls == []  # same loader: the cached config
+    _fresh_process()
+    monkeypatch.setattr(presets, "_loader_stamp", lambda: '["0.0.0-edited"]')
+    assert presets.load("gpt-2") == first and calls == ["gpt-2"]  # another loader: validated again

@@ -53,9 +53,8 @@ def main() -> None:
 
     args = sys.argv[1:]
     command = next((arg for arg in args if not arg.startswith("-")), None)
-    if command is None and args and set(args) <= {"--version", "-V"}:
-        pass  # `llmarch --version`: the root callback answers; no command needs building
-    else:
+    version_only = bool(args) and set(args) <= {"--version", "-V"}  # the root callback answers it alone
+    if not version_only:
         load_commands([command] if command in COMMAND_MODULES else None)
     # What the imports built (modules, functions, Typer's tables) lives until exit: frozen, the cyclic garbage
     # collector stops re-scanning it on every collection the command triggers (a few ms of each start).

@@ -20,6 +20,7 @@ from llmarch.cli._app import (
     app,
     handle_errors,
     render,
+    resolve_specs,
 )
 from llmarch.core.defaults import DEFAULT_DTYPE, DEFAULT_MFU, DEFAULT_N_GPUS, DEFAULT_PUE, DEFAULT_REGION
 
@@ -70,27 +71,33 @@ def _price_hints(records: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+_TokensOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Training tokens (2T, 1.4e12) or 'chinchilla' (20 per parameter). Default: the preset's published count."
+    ),
+]
+_PresetsArgument = Annotated[
+    list[str] | None, typer.Argument(metavar="PRESET...", help="Preset names or files to estimate side by side.")
+]
+
+
 @app.command(
     "estimate-cost",
     epilog=(
         "Examples: llmarch estimate-cost llama-2-70b --gpu a100-80gb --n-gpus 2048 --mfu 0.4 · "
         "llmarch estimate-cost llama-3-8b --tokens chinchilla --gpu h100-sxm --max-cost 1e6 · "
+        "llmarch estimate-cost --all --gpu h100-sxm --format csv -o costs.csv · "
         "llmarch estimate-cost --gpu-hours 1022362 --power-w 400 --pue 1.1 --grid-intensity 0.385"
     ),
 )
 @handle_errors
 def estimate_cost_command(
-    presets_: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="PRESET...", help="Preset names or files to estimate side by side."),
-    ] = None,
-    tokens: Annotated[
-        str | None,
-        typer.Option(
-            help="Training tokens (2T, 1.4e12) or 'chinchilla' (20 per parameter). Default: the "
-            "preset's published count."
-        ),
-    ] = None,
+    presets_: _PresetsArgument = None,
+    all_presets: Annotated[
+        bool, typer.Option("--all", help="Every preset with published training tokens (all of them with --tokens).")
+    ] = False,
+    tokens: _TokensOption = None,
     gpu: Annotated[str | None, typer.Option(help="Accelerator from 'llmarch gpus', e.g. a100-80gb, h100-sxm.")] = None,
     n_gpus: Annotated[
         int | None, typer.Option(help=f"Number of devices (wall-clock only). Default {DEFAULT_N_GPUS}.")
@@ -166,6 +173,8 @@ def estimate_cost_command(
     the step-time model of 'llmarch plan'."""
     site = {"power_w": power_w, "pue": pue, "region": region, "grid_kg_co2e_per_kwh": grid_intensity,
             "usd_per_gpu_hour": price_per_gpu_hour, "node_overhead_w": node_overhead_w}  # fmt: skip
+    if all_presets:
+        presets_ = _every_preset(presets_, tokens)
     if gpu_hours is not None:
         estimates = _footprints(presets_, gpu_hours, gpu=gpu, n_gpus=n_gpus, tokens=tokens, seq_len=seq_len,
                                 recompute=recompute, dtype=dtype, mfu=mfu, flops_method=flops_method,
@@ -178,6 +187,26 @@ def estimate_cost_command(
                                parallel=parallel, site=site)  # fmt: skip
     _emit(estimates, fmt=fmt, output=output, budgets={"max_cost_usd": max_cost, "max_co2e_kg": max_co2e,
                                                        "max_days": max_days})  # fmt: skip
+
+
+def _every_preset(named: list[str] | None, tokens: str | None) -> list[str]:
+    """--all: every preset; without --tokens only those with published training tokens (the rest named in a
+    note on stderr, since their cost needs a token count)."""
+    from llmarch.catalog import presets
+
+    names = resolve_specs(named, True)
+    if tokens is not None:
+        return names
+    configs = presets.load_many(names)
+    kept = [c.name for c in configs if c.training.tokens is not None]
+    left = [c.name for c in configs if c.training.tokens is None]
+    if left:
+        typer.echo(
+            f"note: {len(left)} presets have no published training tokens and are left out (pass --tokens, e.g. "
+            f"2T or chinchilla, to include them): {', '.join(left)}",
+            err=True,
+        )
+    return kept
 
 
 def _emit(estimates: list[Any], *, fmt: OutputFormat, output: str | None, budgets: dict[str, float | None]) -> None:

@@ -547,8 +547,6 @@ def _validate_training(training: "TrainingMeta", fail: typing.Callable[[str, str
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ArchConfig)}
-
-
 FIELD_NAMES: tuple[str, ...] = tuple(_FIELDS)
 TRAINING_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingMeta))
 
