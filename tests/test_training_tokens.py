@@ -26,10 +26,10 @@ PUBLISHED = [
     ("olmo-2-7b", 4.05e12, "arXiv:2501.00656"),
     ("olmo-2-13b", 5.6e12, "arXiv:2501.00656"),
     ("olmo-2-32b", 6.6e12, "arXiv:2501.00656"),
-    # Zhang et al. 2022, OPT (arXiv:2205.01068), section 2.3 and the Appendix D model card: 180B tokens of
-    # training data, the same corpus for every size.
-    ("opt-175b", 1.8e11, "arXiv:2205.01068"),
-    ("opt-6.7b", 1.8e11, "arXiv:2205.01068"),
+    # OPT-175B: the authors' final training update (facebookresearch/metaseq, projects/OPT/chronicles/
+    # final_update.md, 7 January 2022): the run completed on 300B tokens, over a corpus of 180B tokens (Zhang et
+    # al. 2022, arXiv:2205.01068, section 2.3; 180B is the corpus, not the tokens trained on).
+    ("opt-175b", 3.0e11, "chronicles/final_update.md"),
     # microsoft/phi-4 model card: training data 9.8T tokens (Abdin et al. 2024, arXiv:2412.08905, section 3:
     # about 10T).
     ("phi-4", 9.8e12, "microsoft/phi-4 model card"),
@@ -42,10 +42,11 @@ PUBLISHED = [
     ("granite-3.1-8b", 1.25e13, "Granite-3.1-8B-Base model card"),
 ]
 
-# Fine-tunes whose base's pre-training is not their own (no inherit_training), and models whose makers
-# published no token count (Mistral AI, Cohere; OpenAI says only "trillions" for gpt-oss).
+# Fine-tunes whose base's pre-training is not their own (no inherit_training); models whose makers published
+# no token count (Mistral AI, Cohere; OpenAI says only "trillions" for gpt-oss); OPT-6.7B, whose run length is
+# published only as its LR schedule's (300B tokens), and whose 180B corpus is not the count it was trained on.
 NOT_PUBLISHED = [
-    "vicuna-7b", "zephyr-7b", "deepseek-r1",
+    "vicuna-7b", "zephyr-7b", "deepseek-r1", "opt-6.7b",
     "mistral-7b", "mistral-7b-v0.3", "mistral-nemo-12b", "mistral-small-24b", "mistral-large-2",
     "mixtral-8x7b", "mixtral-8x22b", "command-r", "gpt-oss-20b", "gpt-oss-120b",
 ]
