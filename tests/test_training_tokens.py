@@ -46,9 +46,20 @@ PUBLISHED = [
 # no token count (Mistral AI, Cohere; OpenAI says only "trillions" for gpt-oss); OPT-6.7B, whose run length is
 # published only as its LR schedule's (300B tokens), and whose 180B corpus is not the count it was trained on.
 NOT_PUBLISHED = [
-    "vicuna-7b", "zephyr-7b", "deepseek-r1", "opt-6.7b",
-    "mistral-7b", "mistral-7b-v0.3", "mistral-nemo-12b", "mistral-small-24b", "mistral-large-2",
-    "mixtral-8x7b", "mixtral-8x22b", "command-r", "gpt-oss-20b", "gpt-oss-120b",
+    "vicuna-7b",
+    "zephyr-7b",
+    "deepseek-r1",
+    "opt-6.7b",
+    "mistral-7b",
+    "mistral-7b-v0.3",
+    "mistral-nemo-12b",
+    "mistral-small-24b",
+    "mistral-large-2",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "command-r",
+    "gpt-oss-20b",
+    "gpt-oss-120b",
 ]
 
 
