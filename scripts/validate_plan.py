@@ -20,7 +20,11 @@ from llmarch.calc.plan import check_run  # noqa: E402
 from llmarch.catalog.presets import load  # noqa: E402
 from llmarch.core.config import ArchConfig  # noqa: E402
 
-KORTHIKANTI = ROOT.parent.parent / "shared" / "reference" / "training_anchor_korthikanti2022.json"
+# The team's reference facts live in ../shared beside the checkout (a worktree may sit one folder deeper).
+_ANCHOR = Path("shared", "reference", "training_anchor_korthikanti2022.json")
+KORTHIKANTI = next(
+    (p / _ANCHOR for p in (ROOT.parent, ROOT.parent.parent) if (p / _ANCHOR).exists()), ROOT.parent / _ANCHOR
+)
 
 
 def korthikanti_runs(path: Path) -> list[tuple[dict, ArchConfig]]:

@@ -16,9 +16,12 @@ from llmarch.catalog.hardware import accelerator, training_efficiency
 from llmarch.catalog.presets import load
 from llmarch.core.config import ArchConfig
 
-KORTHIKANTI = Path(__file__).resolve().parents[3] / "shared" / "reference" / "training_anchor_korthikanti2022.json"
-if not KORTHIKANTI.exists():  # the integration checkout sits at /work/main, worktrees at /work/wt/<name>
-    KORTHIKANTI = Path("/work/shared/reference/training_anchor_korthikanti2022.json")
+# The team's reference facts live in ../shared beside the checkout (a worktree may sit one folder deeper).
+_ANCHOR = Path("shared", "reference", "training_anchor_korthikanti2022.json")
+KORTHIKANTI = next(
+    (p / _ANCHOR for p in Path(__file__).resolve().parents[1:4] if (p / _ANCHOR).exists()),
+    Path("/work") / _ANCHOR,
+)
 
 
 def gpt(row: dict) -> ArchConfig:
