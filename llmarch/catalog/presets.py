@@ -188,13 +188,13 @@ class _ParseCache:
             self.entries = {}
             path = self._path()
             if path is not None and path.exists():
-                from llmarch.core.io import read_text
+                from llmarch.core.io import read_text, refuse_json_constant
 
                 # Plain json.loads: this file is our own, and every entry is checked again where it is used
                 # (an entry must be a mapping; a validated config must rebuild), so the input-file depth walk
                 # would only cost time.
                 try:
-                    data = json.loads(read_text(path, limit=_MAX_CACHE_BYTES), parse_constant=_no_constant)
+                    data = json.loads(read_text(path, limit=_MAX_CACHE_BYTES), parse_constant=refuse_json_constant)
                 except (LlmarchError, ValueError, RecursionError):
                     data = None  # unreadable or malformed: start afresh (rewritten on the next flush)
                 if isinstance(data, dict) and data.get("version") == _CACHE_VERSION:
@@ -247,10 +247,6 @@ class _ParseCache:
 
 
 _cache = _ParseCache()
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")  # NaN and Infinity never come out of a cache entry
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -659,12 +655,12 @@ class _ValidatedCache:
         folder = self._folder()
         if folder is None:
             return None
-        from llmarch.core.io import read_bytes
+        from llmarch.core.io import read_bytes, refuse_json_constant
 
         try:
             entry = json.loads(
                 read_bytes(os.path.join(folder, f"{key}.json"), limit=_MAX_CACHED_FILE_BYTES),
-                parse_constant=_no_constant,
+                parse_constant=refuse_json_constant,
             )
         except (LlmarchError, ValueError, RecursionError):
             return None  # absent, unreadable or malformed: a miss

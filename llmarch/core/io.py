@@ -96,7 +96,8 @@ def decode_text(data: bytes, path: str | Path, *, what: str | None = None) -> st
         raise InputFileError(path, f"is not UTF-8 text (byte 0x{bad:02x} at offset {exc.start})", what=what) from None
 
 
-def _refuse_constant(name: str) -> Any:
+def refuse_json_constant(name: str) -> Any:
+    """`json.loads(parse_constant=...)`: NaN, Infinity and -Infinity are errors, not numbers."""
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -120,7 +121,7 @@ def _check_depth(document: Any, limit: int) -> bool:
 def parse_json(text: str, *, origin: str, what: str | None = None) -> Any:
     """Parse JSON text: NaN/Infinity, integers over 4300 digits and nesting over MAX_JSON_DEPTH are errors."""
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
+        document = json.loads(text, parse_constant=refuse_json_constant)
     except json.JSONDecodeError as exc:
         raise InputFileError(origin, f"is not JSON: {exc.msg} at line {exc.lineno}", what=what) from None
     except RecursionError:
